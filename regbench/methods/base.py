@@ -1,0 +1,46 @@
+"""Method contract: a typed default config, ``setup(device)`` and ``register(pair) -> Prediction``.
+
+A method sees a :class:`~regbench.types.Pair` (ground truth removed) and returns a
+:class:`~regbench.types.Prediction`. It never reads dataset files, logs or times itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from ..types import Pair, Prediction
+
+
+class WeightsMissingError(RuntimeError):
+    """A learned method's weights are not on this machine; the message says what to fetch and where."""
+
+
+@dataclass
+class MethodConfig:
+    """Base of every method config (methods subclass it with their own fields)."""
+
+
+class Method:
+    """Base class of every registration method."""
+
+    Config: ClassVar[type] = MethodConfig
+    #: whether ``regbench train`` can train it
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, config: MethodConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+        self.device = torch.device("cpu")
+
+    def setup(self, device: torch.device) -> None:
+        """Load weights and move to ``device``; raise :class:`WeightsMissingError` if absent."""
+        self.device = device
+
+    def register(self, pair: Pair) -> Prediction:
+        raise NotImplementedError
+
+    @property
+    def weights_checksum(self) -> str | None:
+        """sha256 of the weights in use (part of the prediction cache key), if any."""
+        return None
