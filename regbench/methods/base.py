@@ -44,3 +44,35 @@ class Method:
     def weights_checksum(self) -> str | None:
         """sha256 of the weights in use (part of the prediction cache key), if any."""
         return None
+
+
+class TrainableMethod(Method):
+    """A learned method that ``regbench train`` can train.
+
+    The trainer owns the loop (data, optimiser, AMP, checkpoints, logging); the method owns the
+    network, its loss and its parameter groups. After ``setup(device)`` the network is on
+    ``device``; ``setup`` of a trainable method must not require trained weights when
+    ``for_training=True`` (pretrained backbones it needs are still required).
+    """
+
+    trainable: ClassVar[bool] = True
+
+    def setup(self, device: torch.device, for_training: bool = False) -> None:
+        raise NotImplementedError
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The trainable network (its ``state_dict`` is what checkpoints hold)."""
+        raise NotImplementedError
+
+    def param_groups(self) -> list[dict]:
+        """Optimiser parameter groups, each a dict with ``params`` and ``lr``."""
+        raise NotImplementedError
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one batch and scalar logs.
+
+        ``batch`` holds ``sar`` (B, 1, H, W), ``opt`` (B, 3, H, W) float in [0, 1] and
+        ``gt_flow`` (B, H, W, 2) in pixels on the SAR grid, all on the method's device.
+        """
+        raise NotImplementedError
