@@ -42,16 +42,22 @@ def apply_matrix(matrix: Array, points: Array) -> Array:
 
 
 def matrix_to_flow(matrix: Array, height: int, width: int) -> Array:
-    """Dense flow (…, H, W, 2) of a pixel transform (…, 3, 3): ``F(p) = A·p − p``."""
+    """Dense flow (…, H, W, 2) of a pixel transform (…, 3, 3): ``F(p) = A·p − p`` (float32)."""
     if isinstance(matrix, torch.Tensor):
-        grid = pixel_grid(height, width, like=matrix.to(torch.float64))
+        m = matrix.to(torch.float32)[..., None, None, :, :]  # (…, 1, 1, 3, 3)
+        x = torch.arange(width, dtype=torch.float32, device=matrix.device)
+        y = torch.arange(height, dtype=torch.float32, device=matrix.device)[:, None]
+        stack = torch.stack
     else:
-        matrix = np.asarray(matrix, dtype=np.float64)
-        grid = pixel_grid(height, width).astype(np.float64)
-    pts = grid.reshape(-1, 2)
-    moved = apply_matrix(matrix.to(torch.float64) if isinstance(matrix, torch.Tensor) else matrix, pts)
-    flow = moved.reshape(*matrix.shape[:-2], height, width, 2) - grid
-    return flow.float() if isinstance(flow, torch.Tensor) else flow.astype(np.float32)
+        m = np.asarray(matrix, dtype=np.float32)[..., None, None, :, :]
+        x = np.arange(width, dtype=np.float32)
+        y = np.arange(height, dtype=np.float32)[:, None]
+        stack = np.stack
+    den = m[..., 2, 0] * x + m[..., 2, 1] * y + m[..., 2, 2]
+    fx = (m[..., 0, 0] * x + m[..., 0, 1] * y + m[..., 0, 2]) / den - x
+    fy = (m[..., 1, 0] * x + m[..., 1, 1] * y + m[..., 1, 2]) / den - y
+    flow = stack((fx, fy), -1)
+    return flow
 
 
 def flow_to_matrix(flow: Array, model: str = "affine") -> Array:

@@ -30,14 +30,14 @@ def pair_errors(pred_flow: np.ndarray | None, gt_flow: np.ndarray) -> dict[str, 
     """Errors of one pair. ``pred_flow`` (H, W, 2) or ``None`` for a failed pair."""
     if pred_flow is None:
         return {k: math.inf for k in PAIR_METRICS}
-    err = pred_flow.astype(np.float64) - gt_flow
-    sq = np.einsum("hwc,hwc->hw", err, err)
+    err = pred_flow.astype(np.float32) - gt_flow
+    sq = err[..., 0] ** 2 + err[..., 1] ** 2
     epe = np.sqrt(sq)
     valid = geometry.valid_mask(gt_flow, *gt_flow.shape[:2])
     return {
-        "rmse": float(np.sqrt(sq.mean())),
-        "rmse_valid": float(np.sqrt(sq[valid].mean())) if valid.any() else math.nan,
-        "epe_mean": float(epe.mean()),
+        "rmse": float(np.sqrt(sq.mean(dtype=np.float64))),
+        "rmse_valid": float(np.sqrt(sq[valid].mean(dtype=np.float64))) if valid.any() else math.nan,
+        "epe_mean": float(epe.mean(dtype=np.float64)),
         "epe_median": float(np.median(epe)),
     }
 

@@ -32,6 +32,11 @@ METHODS: dict[str, str] = {
 DATASETS: dict[str, str] = {
     "synthetic": "regbench.datasets.synthetic:Synthetic",
     "folder": "regbench.datasets.folder:Folder",
+    "sen1_2": "regbench.datasets.sen1_2:Sen1_2",
+    "sopatch_sen1_2": "regbench.datasets.sopatch:SOPatch",
+    "osdataset": "regbench.datasets.sopatch:OSDataset",
+    "gfge_so": "regbench.datasets.gfge_so:GFGESO",
+    "qxs_saropt": "regbench.datasets.qxs_saropt:QXSSarOpt",
 }
 
 KINDS = {"method": (METHODS, "methods", "regbench.methods"), "dataset": (DATASETS, "datasets", "regbench.datasets")}

@@ -1,0 +1,131 @@
+"""The ``regbench`` command: each verb parses options and calls one library function."""
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import click
+
+from . import config as cfg
+from . import registry
+
+
+def _sets(items: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        return cfg.parse_sets(items)
+    except cfg.ConfigError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def format_summary(rows: list[dict[str, Any]]) -> str:
+    """A fixed-width table of run summaries (the same numbers that are logged)."""
+    import pandas as pd
+
+    cols = ["method", "dataset", "protocol", "n_pairs", "cmr_1px", "cmr_3px", "cmr_5px", "r_avg", "r_avg_ok",
+            "fail_rate", "runtime_ms_median"]
+    df = pd.DataFrame(rows)[cols]
+    fmt = {c: (lambda v: f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else str(v)) for c in cols}
+    fmt["n_pairs"] = lambda v: str(int(v))
+    return df.to_string(index=False, formatters=fmt)
+
+
+@click.group()
+def main() -> None:
+    """regbench: benchmark SAR–optical registration methods on fixed, shared test deformations."""
+
+
+@main.command()
+@click.option("--method", "-m", required=True, help="method or variant name (regbench list methods)")
+@click.option("--dataset", "-d", default="synthetic", show_default=True)
+@click.option("--split", default="test", show_default=True)
+@click.option("--protocol", default="main", show_default=True, help="main | relaxed | none")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--limit", type=int, default=None, help="evaluate the first N pairs only")
+@click.option("--set", "sets", multiple=True, help="method config override key=value (repeatable)")
+@click.option("--root", default=None, help="dataset root folder (else $REGBENCH_DATA/<dataset>)")
+@click.option("--data-set", "data_sets", multiple=True, help="dataset config override key=value")
+@click.option("--results", default="results", show_default=True, help="results folder (cache, records, MLflow)")
+@click.option("--no-mlflow", is_flag=True, help="do not log to MLflow (the JSON record is still written)")
+@click.option("--workers", default=0, show_default=True, help="DataLoader workers reading pairs")
+@click.option("--seed", default=0, show_default=True)
+def run(method, dataset, split, protocol, device, limit, sets, root, data_sets, results, no_mlflow, workers, seed) -> None:
+    """Evaluate one method on one dataset split and print its summary."""
+    from tqdm import tqdm
+
+    from .runner import evaluate
+
+    dsets = _sets(data_sets) | ({"root": root} if root else {})
+    with tqdm(desc=f"{method} on {dataset}/{split}", unit="pair", disable=None) as bar:
+        result = evaluate(method, dataset, split, protocol, device=device, limit=limit, sets=_sets(sets),
+                          dataset_sets=dsets, results_dir=results, log_mlflow=not no_mlflow, seed=seed,
+                          num_workers=workers, progress=lambda n: bar.update(n - bar.n))
+    click.echo(format_summary([result.record | result.summary]))
+    click.echo(f"per-pair table and record: {result.run_dir}")
+    if "mlflow_run_id" in result.record:
+        click.echo(f"MLflow run: {result.record['mlflow_run_id']}")
+
+
+@main.command("list")
+@click.argument("kind", type=click.Choice(["methods", "datasets", "protocols"]))
+def list_(kind: str) -> None:
+    """List the registered methods, datasets or protocols."""
+    if kind == "protocols":
+        from .protocol import PROTOCOLS
+
+        for p in PROTOCOLS.values():
+            click.echo(f"{p.name:10s} {p.tag:12s} {p.description}")
+        return
+    singular = kind[:-1]
+    cards = registry.cards(singular)
+    for name in registry.names(singular):
+        card = cards.get(name, {})
+        base = f" (variant of {card['base']})" if "base" in card else ""
+        click.echo(f"{name:24s} {card.get('description', '').strip().splitlines()[0] if card.get('description') else ''}{base}")
+
+
+@main.command("config")
+@click.option("--method", "-m", default=None)
+@click.option("--dataset", "-d", default=None)
+@click.option("--set", "sets", multiple=True)
+def config_(method: str | None, dataset: str | None, sets: tuple[str, ...]) -> None:
+    """Print the resolved config (defaults < card < --set) of a method or dataset, and its hash."""
+    import yaml
+
+    if bool(method) == bool(dataset):
+        raise click.UsageError("give exactly one of --method or --dataset")
+    spec = registry.method(method) if method else registry.dataset(dataset)  # type: ignore[arg-type]
+    resolved = spec.resolve_config(_sets(sets))
+    click.echo(yaml.safe_dump(cfg.to_dict(resolved), sort_keys=False).rstrip())
+    click.echo(f"# {spec.kind} {spec.name} -> {spec.target}; config hash {cfg.config_hash(resolved)[:12]}")
+
+
+@main.command()
+@click.option("--results", default="results", show_default=True)
+@click.option("--limit", type=int, default=None, help="pairs per method (default: the whole test split)")
+@click.option("--no-mlflow", is_flag=True)
+def demo(results: str, limit: int | None, no_mlflow: bool) -> None:
+    """Evaluate every weight-free method on the embedded synthetic test split and print the table."""
+    from .api import demo as run_demo
+
+    rows = run_demo(results_dir=results, limit=limit, log_mlflow=not no_mlflow, echo=click.echo)
+    click.echo(format_summary(rows))
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks that print speed and memory figures (not tests)."""
+
+
+@bench.command("harness")
+@click.option("--size", default=512, show_default=True)
+@click.option("--pairs", default=50, show_default=True)
+def bench_harness(size: int, pairs: int) -> None:
+    """The harness' own cost per pair (load, deform, score, cache, log), excluding the method."""
+    from .bench import bench_harness as run_bench
+
+    run_bench(size=size, n_pairs=pairs, echo=click.echo)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

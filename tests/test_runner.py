@@ -1,0 +1,94 @@
+import math
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy.ndimage import fourier_shift
+
+from regbench import registry, tracking
+from regbench.cli import main
+from regbench.datasets.base import DatasetError
+from regbench.methods.phase_correlation import PhaseCorrelation
+from regbench.runner import evaluate
+from regbench.types import Pair
+
+
+@pytest.fixture
+def methods(monkeypatch):
+    monkeypatch.setitem(registry.METHODS, "crashy", "tinymethods:Crashy")
+    monkeypatch.setitem(registry.METHODS, "interrupting", "tinymethods:Interrupting")
+
+
+def test_identity_is_perfect_without_deformation_and_poor_with(tiny, results):
+    none = evaluate("identity", tiny, protocol_name="none", results_dir=results, log_mlflow=False)
+    assert none.summary["cmr_1px"] == 1.0 and none.summary["r_avg"] == 0.0
+    main_ = evaluate("identity", tiny, protocol_name="main", results_dir=results, log_mlflow=False)
+    assert main_.summary["cmr_1px"] == 0.0 and main_.summary["r_avg"] > 5
+
+
+def test_phase_correlation_recovers_pure_translation():
+    rng = np.random.default_rng(0)
+    import cv2
+
+    big = cv2.GaussianBlur(rng.random((256, 256)), (0, 0), 1.0)  # broadband, like real imagery
+    crop = (slice(64, 192), slice(64, 192))  # no wrap-around of the circular shift inside the crop
+    for t in [(3.3, -7.6), (10.25, 4.5), (-12.0, 5.0), (0.4, 0.7), (20.6, -30.3)]:
+        sar = np.fft.ifft2(fourier_shift(np.fft.fft2(big), (-t[1], -t[0]))).real  # sar(p) = img(p + t)
+        pred = PhaseCorrelation().register(Pair(sar[crop].astype(np.float32), big[crop].astype(np.float32)))
+        assert np.abs(pred.matrix[:2, 2] - t).max() < 0.1, (t, pred.matrix[:2, 2])
+
+
+def test_failures_are_recorded_and_the_run_goes_on(tiny, methods, results):
+    r = evaluate("crashy", tiny, results_dir=results, log_mlflow=False)
+    failed = dict(zip(r.table["pair_id"], r.table["failed"]))
+    assert failed["test-01"] == "RuntimeError: boom"
+    assert failed["test-02"] == "flow contains NaN or inf"
+    assert failed["test-00"] == ""
+    assert r.summary["fail_rate"] == pytest.approx(4 / 6)
+    assert math.isinf(r.table.set_index("pair_id").loc["test-03", "rmse"])
+
+
+def test_cache_hits_and_interrupted_runs_resume(tiny, methods, results):
+    with pytest.raises(KeyboardInterrupt):
+        evaluate("interrupting", tiny, results_dir=results, log_mlflow=False)
+    resumed = evaluate("interrupting", tiny, results_dir=results, log_mlflow=False)
+    assert resumed.record["predicted_now"] == 3  # the three pairs finished before the interrupt were kept
+    again = evaluate("interrupting", tiny, results_dir=results, log_mlflow=False)
+    assert again.record["predicted_now"] == 0
+    other = evaluate("interrupting", tiny, dataset_sets={"size": 64}, results_dir=results, log_mlflow=False)
+    assert other.record["predicted_now"] == 6  # other data, other cache key
+
+
+def test_unreadable_image_stops_with_its_name_and_keeps_finished_pairs(tiny, results):
+    with pytest.raises(DatasetError, match="test-03"):
+        evaluate("identity", tiny, dataset_sets={"corrupt": "test-03"}, results_dir=results, log_mlflow=False)
+    r = evaluate("identity", tiny, limit=3, dataset_sets={"corrupt": "test-03"}, results_dir=results, log_mlflow=False)
+    assert r.record["predicted_now"] == 0
+
+
+def test_unknown_names_fail_with_suggestions(tiny, results):
+    with pytest.raises(registry.UnknownNameError, match="Did you mean identity"):
+        evaluate("identiy", tiny, results_dir=results)
+    with pytest.raises(KeyError, match="known protocols"):
+        evaluate("identity", tiny, protocol_name="strict", results_dir=results)
+
+
+def test_cli_run_logs_the_printed_metrics_to_mlflow(tiny, results):
+    out = CliRunner().invoke(main, ["run", "-m", "phase_correlation", "-d", tiny, "--results", str(results)])
+    assert out.exit_code == 0, out.output
+    run_id = re.search(r"MLflow run: (\w+)", out.output).group(1)
+    logged = tracking.read_run_metrics(run_id, results)
+    lines = out.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["method"])
+    printed = dict(zip(lines[at].split(), lines[at + 1].split()))
+    for k in ("cmr_1px", "cmr_3px", "cmr_5px", "r_avg"):
+        assert float(printed[k]) == pytest.approx(logged[k], abs=5e-4)
+    assert logged["n_pairs"] == 6
+
+
+def test_cli_reports_bad_names_and_sets(tiny, results):
+    out = CliRunner().invoke(main, ["run", "-m", "identity", "-d", tiny, "--set", "nokey=1", "--results", str(results)])
+    assert out.exit_code != 0 and "unknown config key 'nokey'" in str(out.exception)
+    out = CliRunner().invoke(main, ["config", "--method", "phase_correlation", "--set", "window=false"])
+    assert out.exit_code == 0 and "window: false" in out.output
