@@ -118,13 +118,13 @@ def bench() -> None:
 
 
 @bench.command("harness")
-@click.option("--size", default=512, show_default=True)
+@click.option("--dataset", default="synthetic-512", show_default=True)
 @click.option("--pairs", default=50, show_default=True)
-def bench_harness(size: int, pairs: int) -> None:
-    """The harness' own cost per pair (load, deform, score, cache, log), excluding the method."""
+def bench_harness(dataset: str, pairs: int) -> None:
+    """The harness' own cost per pair (load, deform, cache, score, log), excluding the method."""
     from .bench import bench_harness as run_bench
 
-    run_bench(size=size, n_pairs=pairs, echo=click.echo)
+    run_bench(dataset=dataset, n_pairs=pairs, echo=click.echo)
 
 
 if __name__ == "__main__":
