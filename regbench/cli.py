@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import click
 
 from . import config as cfg
 from . import registry
+from .data_cli import data as data_group
 
 
 def _sets(items: tuple[str, ...]) -> dict[str, Any]:
@@ -30,6 +32,18 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
     return df.to_string(index=False, formatters=fmt)
 
 
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Show errors the user can fix (names, configs, data, weights) as one message, not a traceback."""
+    from .datasets.base import DatasetError
+    from .methods.base import WeightsMissingError
+
+    try:
+        yield
+    except (registry.UnknownNameError, cfg.ConfigError, DatasetError, WeightsMissingError, KeyError) as e:
+        raise click.ClickException(str(e)) from e
+
+
 @click.group()
 def main() -> None:
     """regbench: benchmark SAR–optical registration methods on fixed, shared test deformations."""
@@ -41,9 +55,9 @@ def main() -> None:
 @click.option("--split", default="test", show_default=True)
 @click.option("--protocol", default="main", show_default=True, help="main | relaxed | none")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
-@click.option("--limit", type=int, default=None, help="evaluate the first N pairs only")
+@click.option("--limit", type=int, default=None, help="evaluate N pairs spread evenly over the split")
 @click.option("--set", "sets", multiple=True, help="method config override key=value (repeatable)")
-@click.option("--root", default=None, help="dataset root folder (else $REGBENCH_DATA/<dataset>)")
+@click.option("--root", default=None, help="dataset root (else $REGBENCH_DATA/<dataset> or the user config file)")
 @click.option("--data-set", "data_sets", multiple=True, help="dataset config override key=value")
 @click.option("--results", default="results", show_default=True, help="results folder (cache, records, MLflow)")
 @click.option("--no-mlflow", is_flag=True, help="do not log to MLflow (the JSON record is still written)")
@@ -56,7 +70,7 @@ def run(method, dataset, split, protocol, device, limit, sets, root, data_sets, 
     from .runner import evaluate
 
     dsets = _sets(data_sets) | ({"root": root} if root else {})
-    with tqdm(desc=f"{method} on {dataset}/{split}", unit="pair", disable=None) as bar:
+    with _user_errors(), tqdm(desc=f"{method} on {dataset}/{split}", unit="pair", disable=None) as bar:
         result = evaluate(method, dataset, split, protocol, device=device, limit=limit, sets=_sets(sets),
                           dataset_sets=dsets, results_dir=results, log_mlflow=not no_mlflow, seed=seed,
                           num_workers=workers, progress=lambda n: bar.update(n - bar.n))
@@ -126,6 +140,8 @@ def bench_harness(dataset: str, pairs: int) -> None:
 
     run_bench(dataset=dataset, n_pairs=pairs, echo=click.echo)
 
+
+main.add_command(data_group)
 
 if __name__ == "__main__":
     sys.exit(main())

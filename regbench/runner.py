@@ -156,14 +156,19 @@ def evaluate(
     num_workers: int = 0,
     progress: Callable[[int], Any] | None = None,
     parent_run_id: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunResult:
     """Evaluate ``method`` on ``dataset``/``split`` under a fixed ``protocol_name``.
 
     Args:
         sets / dataset_sets: config overrides (``{"key": value}``, dotted keys allowed).
-        limit: evaluate the first ``limit`` pairs of the split only.
+        limit: evaluate ``limit`` pairs spread evenly over the split (every k-th id, so that a
+            small run does not come from one scene of a scene-ordered split).
         warmup: untimed ``register`` calls on the first pair before timing (not cached).
         progress: called with the number of pairs predicted so far (the CLI's progress bar).
+        shard: ``(i, n)`` predicts only pairs ``i, i + n, i + 2n, …`` of the split into the shared
+            cache and returns without scoring (``record`` holds ``predicted_now`` only); an
+            unsharded call afterwards scores the merged cache exactly as an unsharded run.
     Returns:
         a :class:`RunResult` whose ``summary`` holds ``cmr_1px`` … ``cmr_5px``, ``r_avg`` and runtimes.
     """
@@ -174,7 +179,7 @@ def evaluate(
     ids = ds.ids(split)
     if not ids:
         raise ValueError(f"dataset {dataset!r} split {split!r} has no pairs")
-    ids = ids[:limit] if limit else ids
+    ids = [ids[i * len(ids) // limit] for i in range(limit)] if limit and limit < len(ids) else ids
     proto = protocol.get_protocol(protocol_name)
     manifest = deformation_manifest_path(dataset, split, proto, results_dir)
     deformations = protocol.load_or_create_manifest(manifest, proto, dataset, split, ids)
@@ -187,7 +192,8 @@ def evaluate(
     run_dir = results_dir / "runs" / dataset / split / proto.tag / method / key[:12]
     pred_dir = run_dir / "pred"
     pred_dir.mkdir(parents=True, exist_ok=True)
-    todo = [i for i in ids if not _is_cached(pred_dir / f"{_file_key(i)}.npz", deformations[i])]
+    mine = ids[shard[0]::shard[1]] if shard else ids
+    todo = [i for i in mine if not _is_cached(pred_dir / f"{_file_key(i)}.npz", deformations[i])]
 
     meta = {"dataset": dataset, "split": split, "protocol": proto.tag}
     timing = {"load_s": float("nan"), "peak_mem_mb": float("nan")}
@@ -212,6 +218,9 @@ def evaluate(
             if progress:
                 progress(n + 1)
         timing["peak_mem_mb"] = dev.peak_memory_mb(torch_device)
+    if shard:
+        return RunResult({"predicted_now": len(todo), "shard": list(shard), "n_pairs": len(ids), **timing},
+                         pd.DataFrame(), run_dir)
     figures = sorted((run_dir / "figures").glob("*.png"))
 
     table = score(pred_dir, ids, deformations)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Sequence
 
 import cv2
 import numpy as np
+import yaml
 
 
 class DatasetError(RuntimeError):
@@ -56,16 +57,54 @@ class PairDataset:
         return self.name
 
 
-def data_root(config_root: str | None, dataset: str) -> Path:
-    """Resolve a dataset's root: the config/``--root`` value, else ``$REGBENCH_DATA/<dataset>``."""
+def user_config_path() -> Path:
+    """``$REGBENCH_CONFIG``, else ``$XDG_CONFIG_HOME/regbench/config.yaml`` (default ``~/.config``)."""
+    if os.environ.get("REGBENCH_CONFIG"):
+        return Path(os.environ["REGBENCH_CONFIG"]).expanduser()
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "regbench" / "config.yaml"
+
+
+def _user_roots() -> dict[str, Any]:
+    path = user_config_path()
+    if not path.is_file():
+        return {}
+    conf = yaml.safe_load(path.read_text()) or {}
+    data = conf.get("data", {}) if isinstance(conf, dict) else None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: 'data' must be a mapping of dataset name to folder, e.g. data: {{sen1_2: /data/SEN1-2}}")
+    return data
+
+
+def resolve_root(config_root: str | None, names: Sequence[str]) -> Path:
+    """A dataset's root folder, looked up in this order:
+
+    1. ``config_root`` (``--root PATH`` / ``--data-set root=PATH`` / a card's ``config.root``);
+    2. ``$REGBENCH_DATA/<name>`` for the first of ``names`` (dataset name, then folder aliases such
+       as ``SOPatch``) that exists;
+    3. ``data: {<name>: PATH}`` in the user config file (:func:`user_config_path`);
+    4. ``$REGBENCH_DATA/<names[0]>`` when ``REGBENCH_DATA`` is set (its layout check then says
+       what is missing), else an error listing these options.
+    """
     if config_root:
         return Path(config_root).expanduser()
     env = os.environ.get("REGBENCH_DATA")
-    if env:
-        return Path(env).expanduser() / dataset
+    base = Path(env).expanduser() if env else None
+    if base is not None:
+        for n in names:
+            if (base / n).exists():
+                return base / n
+    roots = _user_roots()
+    for n in names:
+        if roots.get(n):
+            return Path(str(roots[n])).expanduser()
+    if base is not None:
+        return base / names[0]
     raise DatasetError(
-        f"no data root for dataset {dataset!r}: pass --root PATH (or --set root=PATH), "
-        f"or set REGBENCH_DATA to a folder that contains {dataset}/"
+        f"no data root for dataset {names[0]!r}. Give one of: --root PATH (or --data-set root=PATH); "
+        f"REGBENCH_DATA=<folder holding {' or '.join(n + '/' for n in names)}>; or in {user_config_path()}:\n"
+        f"  data:\n    {names[0]}: /path/to/folder\n"
+        f"See `regbench data info --dataset {names[0]}` for the expected layout and where to download it."
     )
 
 
