@@ -11,19 +11,27 @@ __all__ = ["evaluate", "demo", "weight_free_methods", "RunResult"]
 
 
 def weight_free_methods() -> list[str]:
-    """Registered methods (variants included) whose card does not declare ``needs_weights: true``."""
+    """Methods (variants included) that need no weights and whose card does not say ``demo: false``.
+
+    ``needs_weights`` is inherited from a variant's base card; ``demo`` is not.
+    """
+    cards = registry.cards("method")
     out = []
     for name in registry.names("method"):
-        spec = registry.method(name)
-        chain = [spec.card] + [registry.cards("method").get(spec.card.get("base", ""), {})]
-        if not any(c.get("needs_weights") for c in chain) and not spec.card.get("demo") is False:
+        card = cards.get(name, {})
+        base = cards.get(card.get("base", ""), {})
+        if not (card.get("needs_weights") or base.get("needs_weights")) and card.get("demo", True):
             out.append(name)
     return out
 
 
-def demo(results_dir: str | Path = "results", limit: int | None = None, log_mlflow: bool = True,
+def demo(results_dir: str | Path = "results", limit: int | None = 50, log_mlflow: bool = True,
          echo: Callable[[str], Any] = print) -> list[dict[str, Any]]:
-    """Evaluate every weight-free method on the synthetic test split (``main`` protocol)."""
+    """Evaluate every weight-free demo method on ``limit`` pairs of the synthetic test split (``main``).
+
+    ``limit=None`` uses all 200 pairs; the full table of every method is the synthetic leaderboard
+    (``regbench grid leaderboards/synthetic.yaml && regbench leaderboard synthetic``).
+    """
     rows = []
     for name in weight_free_methods():
         echo(f"evaluating {name} on synthetic/test …")

@@ -10,6 +10,7 @@ import click
 
 from . import config as cfg
 from . import registry
+from .cli_grid import grid_cmd, leaderboard_cmd
 from .data_cli import data as data_group
 
 
@@ -116,13 +117,13 @@ def config_(method: str | None, dataset: str | None, sets: tuple[str, ...]) -> N
 
 @main.command()
 @click.option("--results", default="results", show_default=True)
-@click.option("--limit", type=int, default=None, help="pairs per method (default: the whole test split)")
+@click.option("--limit", type=int, default=50, show_default=True, help="pairs per method (0: all 200)")
 @click.option("--no-mlflow", is_flag=True)
-def demo(results: str, limit: int | None, no_mlflow: bool) -> None:
-    """Evaluate every weight-free method on the embedded synthetic test split and print the table."""
+def demo(results: str, limit: int, no_mlflow: bool) -> None:
+    """Evaluate the weight-free methods on the embedded synthetic test split and print the table."""
     from .api import demo as run_demo
 
-    rows = run_demo(results_dir=results, limit=limit, log_mlflow=not no_mlflow, echo=click.echo)
+    rows = run_demo(results_dir=results, limit=limit or None, log_mlflow=not no_mlflow, echo=click.echo)
     click.echo(format_summary(rows))
 
 
@@ -141,7 +142,20 @@ def bench_harness(dataset: str, pairs: int) -> None:
     run_bench(dataset=dataset, n_pairs=pairs, echo=click.echo)
 
 
+@bench.command("cfog")
+@click.option("--size", default=512, show_default=True)
+@click.option("--points", default=200, show_default=True, help="control points")
+@click.option("--repeats", default=7, show_default=True)
+def bench_cfog(size: int, points: int, repeats: int) -> None:
+    """CFOG stages on one pair, its FFT matching beside the per-channel cv2.matchTemplate reference."""
+    from .bench_cfog import bench_cfog as run_bench
+
+    run_bench(size=size, n_points=points, repeats=repeats, echo=click.echo)
+
+
 main.add_command(data_group)
+main.add_command(grid_cmd)
+main.add_command(leaderboard_cmd)
 
 if __name__ == "__main__":
     sys.exit(main())
