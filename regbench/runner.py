@@ -187,7 +187,7 @@ def evaluate(
     weights = model.weights_checksum
     key = config.config_hash(
         {"target": mspec.target, "config": config.to_dict(model.config), "weights": weights, "data": ds.fingerprint,
-         "protocol": proto.tag, "format": FORMAT_VERSION}
+         "protocol": proto.tag, "seed": seed, "format": FORMAT_VERSION}
     )
     run_dir = results_dir / "runs" / dataset / split / proto.tag / method / key[:12]
     pred_dir = run_dir / "pred"

@@ -46,6 +46,7 @@ def log_run(
     results_dir: str | Path,
     experiment: str = EXPERIMENT,
     parent_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> str:
     """Log one evaluation record (params, metrics, tags, artifacts); returns the MLflow run id."""
     import mlflow
@@ -60,6 +61,7 @@ def log_run(
     tags = {"status": record["status"], "protocol_tag": record["protocol_tag"], "device_name": record["device_name"]}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
+    tags |= extra_tags or {}
     name = f"{record['method']}@{record['dataset']}/{record['split']}/{record['protocol']}"
     with mlflow.start_run(run_name=name, tags=tags) as run:
         mlflow.log_params(params)
@@ -67,6 +69,29 @@ def log_run(
         for path in artifacts:
             mlflow.log_artifact(str(path))
         return run.info.run_id
+
+
+def parent_run(name: str, tags: dict[str, str], key_tag: str, results_dir: str | Path) -> str:
+    """The id of the run tagged ``key_tag = tags[key_tag]`` (reused on resume), else a new one."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri(results_dir))
+    experiment = mlflow.set_experiment(EXPERIMENT)
+    client = MlflowClient()
+    found = client.search_runs([experiment.experiment_id], f"tags.`{key_tag}` = '{tags[key_tag]}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    return client.create_run(experiment.experiment_id, run_name=name, tags=tags).info.run_id
+
+
+def end_run(run_id: str, status: str, results_dir: str | Path) -> None:
+    """Mark a run FINISHED, FAILED or KILLED."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri(results_dir))
+    MlflowClient().set_terminated(run_id, status)
 
 
 def read_run_metrics(run_id: str, results_dir: str | Path) -> dict[str, float]:
