@@ -153,6 +153,18 @@ def bench_cfog(size: int, points: int, repeats: int) -> None:
     run_bench(size=size, n_points=points, repeats=repeats, echo=click.echo)
 
 
+@bench.command("soma")
+@click.option("--size", default=512, show_default=True)
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-released", is_flag=True, help="skip the released-code kernels comparison")
+def bench_soma(size: int, repeats: int, device: str, no_released: bool) -> None:
+    """SOMA and soma-small inference time and peak memory per pair (random weights: timing only)."""
+    from .methods.soma.bench import bench_soma as run_bench
+
+    run_bench(size=size, repeats=repeats, device=device, compare_released=not no_released, echo=click.echo)
+
+
 main.add_command(data_group)
 main.add_command(grid_cmd)
 main.add_command(leaderboard_cmd)

@@ -27,6 +27,13 @@ from . import config as cfg
 METHODS: dict[str, str] = {
     "identity": "regbench.methods.identity:Identity",
     "phase_correlation": "regbench.methods.phase_correlation:PhaseCorrelation",
+    "soma": "regbench.methods.soma:SOMA",
+    "cfog": "regbench.methods.cfog:CFOG",
+    "mi": "regbench.methods.classical:MutualInformation",
+    "ncc": "regbench.methods.classical:NCC",
+    "cfog-pc": "regbench.methods.classical:CFOGPhaseCorrelation",
+    "ecc": "regbench.methods.classical:ECC",
+    "sift-ransac": "regbench.methods.classical:SIFTRansac",
 }
 
 DATASETS: dict[str, str] = {
@@ -37,6 +44,8 @@ DATASETS: dict[str, str] = {
     "osdataset": "regbench.datasets.sopatch:OSDataset",
     "gfge_so": "regbench.datasets.gfge_so:GFGESO",
     "qxs_saropt": "regbench.datasets.qxs_saropt:QXSSarOpt",
+    "sen12ms": "regbench.datasets.sen12ms:Sen12MS",
+    "spacenet6": "regbench.datasets.spacenet6:SpaceNet6",
 }
 
 KINDS = {"method": (METHODS, "methods", "regbench.methods"), "dataset": (DATASETS, "datasets", "regbench.datasets")}
