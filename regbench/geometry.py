@@ -49,7 +49,10 @@ def matrix_to_flow(matrix: Array, height: int, width: int) -> Array:
         y = torch.arange(height, dtype=torch.float32, device=matrix.device)[:, None]
         stack = torch.stack
     else:
-        m = np.asarray(matrix, dtype=np.float32)[..., None, None, :, :]
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.shape == (3, 3) and np.array_equal(matrix[2], [0.0, 0.0, 1.0]):
+            return _affine_flow_np(matrix, height, width)
+        m = matrix.astype(np.float32)[..., None, None, :, :]
         x = np.arange(width, dtype=np.float32)
         y = np.arange(height, dtype=np.float32)[:, None]
         stack = np.stack
@@ -58,6 +61,16 @@ def matrix_to_flow(matrix: Array, height: int, width: int) -> Array:
     fy = (m[..., 1, 0] * x + m[..., 1, 1] * y + m[..., 1, 2]) / den - y
     flow = stack((fx, fy), -1)
     return flow
+
+
+def _affine_flow_np(matrix: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Fast path of :func:`matrix_to_flow` for one affine matrix: each component is an outer sum."""
+    (a, b, c), (d, e, f) = matrix[0], matrix[1]
+    x, y = np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
+    out = np.empty((height, width, 2), np.float32)
+    np.add.outer((b * y + c).astype(np.float32), ((a - 1) * x).astype(np.float32), out=out[..., 0])
+    np.add.outer(((e - 1) * y + f).astype(np.float32), (d * x).astype(np.float32), out=out[..., 1])
+    return out
 
 
 def flow_to_matrix(flow: Array, model: str = "affine") -> Array:
@@ -162,10 +175,16 @@ def warp_flow(image: Array, flow: Array) -> Array:
 
 def valid_mask(flow: Array, height: int, width: int) -> Array:
     """(…, H, W) bool: where ``p + F(p)`` falls inside a (height × width) image."""
-    grid = pixel_grid(*flow.shape[-3:-1], like=flow if isinstance(flow, torch.Tensor) else None)
-    target = grid + flow
-    x, y = target[..., 0], target[..., 1]
-    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    h, w = flow.shape[-3:-1]
+    if isinstance(flow, torch.Tensor):
+        xs = torch.arange(w, dtype=flow.dtype, device=flow.device)
+        ys = torch.arange(h, dtype=flow.dtype, device=flow.device)[:, None]
+        absolute = torch.abs
+    else:
+        xs, ys, absolute = np.arange(w, dtype=flow.dtype), np.arange(h, dtype=flow.dtype)[:, None], np.abs
+    inside_x = absolute(flow[..., 0] + (xs - (width - 1) / 2)) <= width / 2
+    inside_y = absolute(flow[..., 1] + (ys - (height - 1) / 2)) <= height / 2
+    return inside_x & inside_y
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
