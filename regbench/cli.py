@@ -81,6 +81,35 @@ def run(method, dataset, split, protocol, device, limit, sets, root, data_sets, 
         click.echo(f"MLflow run: {result.record['mlflow_run_id']}")
 
 
+@main.command()
+@click.option("--method", "-m", default=None, help="trainable method or variant (or from --recipe)")
+@click.option("--dataset", "-d", default=None, help="dataset whose train/val splits are used (or from --recipe)")
+@click.option("--recipe", default=None, help="methods/recipes/<name>.yaml: method, dataset and settings")
+@click.option("--set", "sets", multiple=True, help="method config override key=value")
+@click.option("--train-set", "train_sets", multiple=True, help="training setting key=value (epochs, batch_size, lr…)")
+@click.option("--data-set", "data_sets", multiple=True, help="dataset config override key=value")
+@click.option("--out", default=None, help="checkpoint folder (default results/train/<method>-<dataset>)")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-resume", is_flag=True, help="start over instead of resuming from last.pt")
+@click.option("--results", default="results", show_default=True, help="where the MLflow store lives")
+@click.option("--no-mlflow", is_flag=True)
+def train(method, dataset, recipe, sets, train_sets, data_sets, out, device, no_resume, results, no_mlflow) -> None:
+    """Train a learned method; resumes after an interruption; the best weights are evaluable as-is."""
+    from contextlib import nullcontext
+
+    from . import tracking
+    from .trainer import train as run_train
+
+    args = dict(method=method, dataset=dataset, sets=_sets(sets), train_sets=_sets(train_sets),
+                dataset_sets=_sets(data_sets), out_dir=out, device=device, resume=not no_resume, recipe=recipe)
+    name = f"train:{recipe or method}@{dataset or 'recipe'}"
+    with _user_errors(), (nullcontext(None) if no_mlflow else tracking.training_run(name, args, results)) as log:
+        best = run_train(**args, log=log)
+        if log is not None:
+            tracking.log_training_outputs(best.parent, best)
+    click.echo(f"best weights: {best}  (evaluate with --set weights={best})")
+
+
 @main.command("list")
 @click.argument("kind", type=click.Choice(["methods", "datasets", "protocols"]))
 def list_(kind: str) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 EXPERIMENT = "regbench"
 
@@ -69,6 +70,29 @@ def log_run(
         for path in artifacts:
             mlflow.log_artifact(str(path))
         return run.info.run_id
+
+
+@contextmanager
+def training_run(name: str, params: dict[str, Any], results_dir: str | Path) -> Iterator[Callable[[dict[str, float], int], None]]:
+    """An MLflow run for ``regbench train``: yields the ``log(metrics, step)`` callback of the trainer."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(results_dir))
+    mlflow.set_experiment(f"{EXPERIMENT}-train")
+    with mlflow.start_run(run_name=name):
+        flat = {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in _flatten(params).items()}
+        mlflow.log_params(flat)
+        yield lambda metrics, step: mlflow.log_metrics(mlflow_metrics(metrics), step=step)
+
+
+def log_training_outputs(out_dir: Path, best: Path) -> None:
+    """Attach the curves and run description to the active training run, and where the weights are."""
+    import mlflow
+
+    for name in ("curves.csv", "run.json"):
+        if (out_dir / name).exists():
+            mlflow.log_artifact(str(out_dir / name))
+    mlflow.set_tag("regbench.best_weights", str(best.resolve()))
 
 
 def parent_run(name: str, tags: dict[str, str], key_tag: str, results_dir: str | Path) -> str:

@@ -5,7 +5,10 @@ A method sees a :class:`~regbench.types.Pair` (ground truth removed) and returns
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -42,8 +45,27 @@ class Method:
 
     @property
     def weights_checksum(self) -> str | None:
-        """sha256 of the weights in use (part of the prediction cache key), if any."""
+        """sha256 of the weights in use, if any. Part of the prediction cache key, so it must be
+        known *before* ``setup`` (hash the configured file: :func:`file_sha256`)."""
         return None
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """sha256 of a file's bytes (``None`` if it does not exist), cached per path, size and mtime."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        return None
+    st = p.stat()
+    return _sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class TrainableMethod(Method):
@@ -76,3 +98,16 @@ class TrainableMethod(Method):
         ``gt_flow`` (B, H, W, 2) in pixels on the SAR grid, all on the method's device.
         """
         raise NotImplementedError
+
+    def save_weights(self, path: str | Path) -> None:
+        """Write the file that evaluation loads with ``--set weights=PATH``, atomically.
+
+        Default: ``{"config": …, "state_dict": …}``; methods with a checkpoint format override it.
+        """
+        from ..config import to_dict
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save({"config": to_dict(self.config), "state_dict": self.model.state_dict()}, tmp)
+        tmp.replace(path)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ... import config as cfg
 from ...geometry import resize_flow
 from ...types import Pair, Prediction
-from ..base import MethodConfig, TrainableMethod, WeightsMissingError
+from ..base import MethodConfig, TrainableMethod, WeightsMissingError, file_sha256
 from .encoders import DinoFeatures, Pyramids, build_dino_vit, dino_model_name
 from .glam import GLAM, MODES
 from .loss import soma_loss
@@ -252,7 +252,6 @@ def load_checkpoint(path: str | Path, method: "SOMA") -> dict[str, Any]:
         raise CheckpointMismatchError(f"checkpoint {path} was trained with another architecture ("
                                       + "; ".join(diff) + "); use the matching method variant or --set those keys")
     method.model.load_state_dict(payload["state_dict"], strict=True)
-    method._checksum = payload["sha256"]
     return payload["extra"]
 
 
@@ -315,7 +314,6 @@ class SOMA(TrainableMethod):
         super().__init__(config)
         self.config.validate()
         self._net: SOMANet | None = None
-        self._checksum: str | None = None
 
     def setup(self, device: torch.device, for_training: bool = False) -> None:
         c = self.config
@@ -346,11 +344,12 @@ class SOMA(TrainableMethod):
 
     @property
     def weights_checksum(self) -> str | None:
-        return self._checksum
+        """sha256 of the checkpoint file ``config.weights`` (known before ``setup``)."""
+        return file_sha256(self.config.weights) if self.config.weights else None
 
     def save_weights(self, path: str | Path) -> None:
         """The file ``--set weights=PATH`` loads (the trainer's hook): a SOMA checkpoint."""
-        self._checksum = save_checkpoint(path, self)
+        save_checkpoint(path, self)
 
     def param_groups(self) -> list[dict]:
         c = self.config
