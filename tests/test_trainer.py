@@ -213,3 +213,26 @@ def test_recipes_resolve(path: Path) -> None:
     merge(TrainConfig(), recipe.get("train") or {})
     registry.method(recipe["method"]).resolve_config(recipe.get("sets"))
     registry.dataset(recipe["dataset"]).resolve_config(recipe.get("dataset_sets"))
+
+
+def test_cli_train_logs_curves_to_mlflow(tmp_path: Path, monkeypatch) -> None:
+    import mlflow
+    from click.testing import CliRunner
+
+    from regbench import tracking
+    from regbench.cli import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setitem(registry.METHODS, "toy", "test_trainer:ToyTranslation")
+    monkeypatch.setitem(registry.DATASETS, "toy", "test_trainer:ToyData")
+    results, out = tmp_path / "results", tmp_path / "out"
+    args = ["train", "-m", "toy", "-d", "toy", "--train-set", "epochs=2", "--train-set", "warmup_epochs=1",
+            "--train-set", "log_every=1", "--out", str(out), "--results", str(results)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert f"best weights: {out / 'best.pt'}" in res.output and (out / "best.pt").is_file()
+    mlflow.set_tracking_uri(tracking.tracking_uri(results))
+    run = mlflow.search_runs(experiment_names=["regbench-train"], output_format="list")[0]
+    assert "val/rmse" in run.data.metrics and run.data.tags["regbench.best_weights"] == str((out / "best.pt").resolve())
+    bad = CliRunner().invoke(main, ["train", "-m", "toy", "-d", "toy", "--train-set", "epoch=2", "--no-mlflow"])
+    assert bad.exit_code == 1 and "unknown config key 'epoch'" in bad.output
