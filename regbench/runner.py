@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import platform
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -35,6 +35,23 @@ def first(names: Sequence[str], n: int = SHOW) -> str:
     return shown + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
+def read_tiff(path: Path) -> np.ndarray:
+    """(H, W, bands) pixels of a (Geo)TIFF; DatasetError naming the file if absent or unreadable."""
+    import tifffile
+
+    if not path.is_file():
+        raise DatasetError(f"image file missing: {path}")
+    try:
+        arr = tifffile.imread(path)
+    except Exception as e:  # tifffile raises many types for broken files and missing codecs
+        raise DatasetError(f"cannot decode {path} ({e}); re-download it (LZW files need `pip install imagecodecs`)") from None
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise DatasetError(f"cannot decode {path} (no raster of 2 or 3 dimensions in it; corrupt?); re-download it")
+    if arr.ndim == 2:
+        return arr[..., None]
+    return np.moveaxis(arr, 0, -1) if arr.shape[0] < arr.shape[-1] else arr
+
+
 # -------------------------------------------------------------------------------------- layout
 @dataclass(frozen=True)
 class Layout:
@@ -242,7 +259,15 @@ class FilePairDataset(PairDataset):
         return sar, opt
 
     def read_raw(self, path: Path) -> np.ndarray | None:
-        """The file's pixels as stored (``regbench data verify`` reports their size, dtype and bands); None if undecodable."""
+        """The file's pixels as stored (``regbench data verify`` reports their size, dtype and bands); None if undecodable.
+
+        (Geo)TIFFs go through tifffile (OpenCV refuses multi-band float and 13-band uint16 TIFFs).
+        """
+        if path.suffix.lower() in (".tif", ".tiff"):
+            try:
+                return read_tiff(path)
+            except DatasetError:
+                return None
         return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
 
     def check_shapes(self, sar_path: Path, sar_hw: tuple[int, ...], opt_path: Path, opt_hw: tuple[int, ...]) -> None:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from .base import DatasetError
-from .folder import FileConfig, FilePairDataset, Layout
+from .folder import FileConfig, FilePairDataset, Layout, read_tiff
 
 _KEY = re.compile(r"(ROIs\d+_[a-z]+)_(?:s1|s2|lc)_(\d+)_p(\d+)")
 RGB_BANDS = (3, 2, 1)  # B4, B3, B2 among B1, B2, B3, B4, …
@@ -37,23 +36,6 @@ class Sen12MSConfig(FileConfig):
     db_range: tuple[float, float] = (-25.0, 0.0)
     #: S2 digital number mapped to 1 (reflectance × 10000)
     s2_max: float = 3000.0
-
-
-def read_tiff(path: Path) -> np.ndarray:
-    """(H, W, bands) pixels of a (Geo)TIFF; DatasetError naming the file if absent or unreadable."""
-    import tifffile
-
-    if not path.is_file():
-        raise DatasetError(f"image file missing: {path}")
-    try:
-        arr = tifffile.imread(path)
-    except Exception as e:  # tifffile raises many types for broken files and missing codecs
-        raise DatasetError(f"cannot decode {path} ({e}); re-download it (LZW files need `pip install imagecodecs`)") from None
-    if arr.ndim not in (2, 3) or arr.size == 0:
-        raise DatasetError(f"cannot decode {path} (no raster of 2 or 3 dimensions in it; corrupt?); re-download it")
-    if arr.ndim == 2:
-        return arr[..., None]
-    return np.moveaxis(arr, 0, -1) if arr.shape[0] < arr.shape[-1] else arr
 
 
 class Sen12MS(FilePairDataset):
@@ -87,12 +69,6 @@ class Sen12MS(FilePairDataset):
                 for m in _KEY.finditer(path.read_text()):
                     self._lists[f"{m.group(1)}_{m.group(2)}_p{m.group(3)}"] = split
         return self._lists.get(pair_id, "unlisted")
-
-    def read_raw(self, path: Path) -> np.ndarray | None:
-        try:
-            return read_tiff(path)
-        except DatasetError:
-            return None
 
     def load(self, split: str, pair_id: str) -> tuple[np.ndarray, np.ndarray]:
         c = self.config

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from .base import DatasetError
-from .folder import FileConfig, FilePairDataset, Layout
+from .folder import FileConfig, FilePairDataset, Layout, read_tiff
 from .manifest import hashed_split
-from .sen12ms import read_tiff
 
 SALT = "regbench-spacenet6-v1"
 FRACTIONS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
@@ -75,12 +73,6 @@ class SpaceNet6(FilePairDataset):
         if m is None:
             raise DatasetError(f"{pair_id!r} is not a SpaceNet 6 pair id (<t1>_<t2>_tile_<n>)")
         return hashed_split(m.group(1), SALT, FRACTIONS)
-
-    def read_raw(self, path: Path) -> np.ndarray | None:
-        try:
-            return read_tiff(path)
-        except DatasetError:
-            return None
 
     def load(self, split: str, pair_id: str) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
