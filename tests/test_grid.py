@@ -257,9 +257,10 @@ def test_synthetic_grid_regenerates_its_leaderboard_end_to_end(tmp_path, monkeyp
 
     monkeypatch.setenv("REGBENCH_CACHE", str(tmp_path / "cache"))
     results, out = str(tmp_path / "results"), tmp_path / "lb"
-    args = ["leaderboards/synthetic.yaml", "--limit", "2", "--results", results, "--no-mlflow", "--max-parallel", "2",
-            "--methods", "identity,soma"]
-    monkeypatch.chdir(registry.cards_root())
+    grid_file = str(registry.cards_root() / "leaderboards" / "synthetic.yaml")
+    args = [grid_file, "--limit", "2", "--results", results, "--no-mlflow", "--max-parallel", "2",
+            "--methods", "identity,soma-small"]
+    monkeypatch.chdir(tmp_path)  # the checkpoint path results/train/soma-small-synthetic/best.pt is relative: absent here
     run = CliRunner().invoke(grid_cmd, args)
     assert run.exit_code == 0, run.output
     assert "2 ran ok, 2 failed, 0 crashed" in run.output and "WeightsMissingError" in run.output
@@ -270,7 +271,7 @@ def test_synthetic_grid_regenerates_its_leaderboard_end_to_end(tmp_path, monkeyp
     assert board.exit_code == 0, board.output
     md = (out / "synthetic.md").read_text()
     assert md.count("## synthetic — test split") == 2 and "`relaxed-v1`" in md and ", 2 pairs" in md
-    assert "| soma (synthetic) | failed [" in md and "WeightsMissingError: SOMA checkpoint" in md
+    assert "| soma-small (synthetic) | failed [" in md and "WeightsMissingError: SOMA checkpoint" in md
     assert "| cfog | missing [" in md  # in the grid, not run here: shown as missing, not as a number
     csv = pd.read_csv(out / "synthetic.csv")
     ok = csv[csv["status"] == "ok"]
