@@ -124,8 +124,10 @@ def list_(kind: str) -> None:
     cards = registry.cards(singular)
     for name in registry.names(singular):
         card = cards.get(name, {})
-        base = f" (variant of {card['base']})" if "base" in card else ""
-        click.echo(f"{name:24s} {card.get('description', '').strip().splitlines()[0] if card.get('description') else ''}{base}")
+        base = f"[variant of {card['base']}] " if "base" in card else ""
+        text = " ".join(str(card.get("description") or "").split())
+        line = f"{base}{text}"
+        click.echo(f"{name:24s} {line if len(line) <= 100 else line[:99] + '…'}")
 
 
 @main.command("config")

@@ -93,3 +93,12 @@ def test_cli_reports_bad_names_and_sets(tiny, results):
     assert out.exit_code == 1 and "Error: unknown config key 'nokey'" in out.output  # one message, no traceback
     out = CliRunner().invoke(main, ["config", "--method", "phase_correlation", "--set", "window=false"])
     assert out.exit_code == 0 and "window: false" in out.output
+
+
+def test_cli_lists_names_with_variants_marked():
+    out = CliRunner().invoke(main, ["list", "methods"])
+    assert out.exit_code == 0
+    lines = {line.split()[0]: line for line in out.output.splitlines()}
+    assert set(lines) == set(registry.names("method"))
+    assert "[variant of soma]" in lines["soma-no-fge"] and "[variant of" not in lines["cfog"]
+    assert all(len(line) <= 126 for line in lines.values())
