@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import geometry
+from .types import Pair
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,14 @@ def deform(sar: np.ndarray, params: dict[str, float]) -> tuple[np.ndarray, np.nd
     h, w = sar.shape[:2]
     gt = np.linalg.inv(deformation_matrix(params, h, w))
     return geometry.warp_matrix(sar, gt), gt
+
+
+def deformed_pair(dataset, split: str, pair_id: str, params: dict[str, float], meta: dict) -> Pair:
+    """Load one pair of ``dataset`` (a ``PairDataset``) and deform its SAR image by ``params``;
+    the pair carries its ground truth. The one place where a test or training pair is made."""
+    sar, opt = dataset.load(split, pair_id)
+    moved, gt = deform(sar, params)
+    return Pair(moved, opt, gt, meta)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -23,10 +23,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from . import __version__, config, device as dev, geometry, metrics, protocol, registry, tracking, viz
-from .datasets.base import PairDataset
+from .datasets.loader import pair_loader
 from .types import Pair, Prediction
 
 FORMAT_VERSION = 1
@@ -44,26 +43,6 @@ class RunResult:
     @property
     def summary(self) -> dict[str, float]:
         return self.record["summary"]
-
-
-class ProtocolPairs(Dataset):
-    """Torch dataset of deformed test pairs: reads with the dataset loader, warps the SAR image."""
-
-    def __init__(self, ds: PairDataset, split: str, ids: list[str], deformations: dict[str, dict[str, float]], meta: dict[str, str]):
-        self.ds, self.split, self.ids, self.deformations, self.meta = ds, split, ids, deformations, meta
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> Pair:
-        pair_id = self.ids[i]
-        sar, opt = self.ds.load(self.split, pair_id)
-        deformed, gt = protocol.deform(sar, self.deformations[pair_id])
-        return Pair(deformed, opt, gt, {**self.meta, "pair_id": pair_id})
-
-
-def _first(batch: list[Pair]) -> Pair:
-    return batch[0]
 
 
 def _file_key(pair_id: str) -> str:
@@ -194,18 +173,14 @@ def evaluate(
     mine = ids[shard[0]::shard[1]] if shard else ids
     todo = [i for i in mine if not _is_cached(pred_dir / f"{_file_key(i)}.npz", deformations[i])]
 
-    meta = {"dataset": dataset, "split": split, "protocol": proto.tag}
     timing = {"load_s": float("nan"), "peak_mem_mb": float("nan")}
-    figures: list[Path] = []
     if todo:
         torch.manual_seed(seed)
         t0 = time.perf_counter()
         model.setup(torch_device)
         timing["load_s"] = time.perf_counter() - t0
         dev.reset_peak_memory(torch_device)
-        loader = DataLoader(ProtocolPairs(ds, split, todo, deformations, meta), batch_size=1,
-                            collate_fn=_first, num_workers=num_workers)
-        for n, pair in enumerate(loader):
+        for n, pair in enumerate(pair_loader(ds, split, todo, proto.name, num_workers, deformations)):
             if n == 0:
                 for _ in range(warmup):
                     _register(model, pair, torch_device)

@@ -14,15 +14,8 @@ import numpy as np
 import torch
 
 from .datasets.base import DatasetError, PairDataset
-from .protocol import Protocol, deform, draw_deformation
+from .protocol import Protocol, deformed_pair, draw_deformation
 from .types import Pair
-
-
-def deformed_pair(dataset: PairDataset, split: str, pair_id: str, params: dict[str, float], meta: dict) -> Pair:
-    """Load one pair and deform its SAR image by ``params``; the pair carries its ground truth."""
-    sar, opt = dataset.load(split, pair_id)
-    moved, gt = deform(sar, params)
-    return Pair(sar=moved, opt=opt, gt_matrix=gt, meta=meta)
 
 
 def pair_to_sample(pair: Pair) -> dict[str, torch.Tensor]:

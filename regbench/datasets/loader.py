@@ -1,16 +1,32 @@
 """Reading deformed test pairs with a torch ``DataLoader`` (OpenCV decoding in worker processes).
 
-The per-pair work (read both images, warp the SAR image by the protocol's fixed deformation) is
-:class:`regbench.runner.ProtocolPairs`; this module adds the loader settings and a benchmark.
+Each item is one pair read by the dataset loader with its SAR image warped by the protocol's fixed
+deformation (:func:`regbench.protocol.deformed_pair`): what the runner evaluates.
 """
 from __future__ import annotations
 
 import time
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from .. import protocol as proto
+from ..types import Pair
 from .base import PairDataset
+
+
+class ProtocolPairs(Dataset):
+    """Deformed test pairs of ``ids``: read by the dataset loader, SAR warped by ``deformations``."""
+
+    def __init__(self, ds: PairDataset, split: str, ids: list[str], deformations: dict[str, dict[str, float]],
+                 meta: dict[str, str]) -> None:
+        self.ds, self.split, self.ids, self.deformations, self.meta = ds, split, ids, deformations, meta
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> Pair:
+        pair_id = self.ids[i]
+        return proto.deformed_pair(self.ds, self.split, pair_id, self.deformations[pair_id], {**self.meta, "pair_id": pair_id})
 
 
 def pair_loader(ds: PairDataset, split: str, ids: list[str], protocol_name: str = "main", workers: int = 0,
@@ -20,8 +36,6 @@ def pair_loader(ds: PairDataset, split: str, ids: list[str], protocol_name: str 
     ``deformations`` defaults to the protocol's deterministic draw for each id — the values the
     runner's deformation manifest holds.
     """
-    from ..runner import ProtocolPairs
-
     protocol = proto.get_protocol(protocol_name)
     if deformations is None:
         deformations = {i: proto.draw_deformation(protocol, ds.name, split, i) for i in ids}
