@@ -9,16 +9,10 @@ from typing import Any, Iterator
 import click
 
 from . import config as cfg
+from .cli_common import parse_cli_sets
 from . import registry
 from .cli_grid import grid_cmd, leaderboard_cmd
 from .data_cli import data as data_group
-
-
-def _sets(items: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        return cfg.parse_sets(items)
-    except cfg.ConfigError as e:
-        raise click.BadParameter(str(e)) from e
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
@@ -70,9 +64,9 @@ def run(method, dataset, split, protocol, device, limit, sets, root, data_sets, 
 
     from .runner import evaluate
 
-    dsets = _sets(data_sets) | ({"root": root} if root else {})
+    dsets = parse_cli_sets(data_sets) | ({"root": root} if root else {})
     with _user_errors(), tqdm(desc=f"{method} on {dataset}/{split}", unit="pair", disable=None) as bar:
-        result = evaluate(method, dataset, split, protocol, device=device, limit=limit, sets=_sets(sets),
+        result = evaluate(method, dataset, split, protocol, device=device, limit=limit, sets=parse_cli_sets(sets),
                           dataset_sets=dsets, results_dir=results, log_mlflow=not no_mlflow, seed=seed,
                           num_workers=workers, progress=lambda n: bar.update(n - bar.n))
     click.echo(format_summary([result.record | result.summary]))
@@ -100,8 +94,8 @@ def train(method, dataset, recipe, sets, train_sets, data_sets, out, device, no_
     from . import tracking
     from .trainer import train as run_train
 
-    args = dict(method=method, dataset=dataset, sets=_sets(sets), train_sets=_sets(train_sets),
-                dataset_sets=_sets(data_sets), out_dir=out, device=device, resume=not no_resume, recipe=recipe)
+    args = dict(method=method, dataset=dataset, sets=parse_cli_sets(sets), train_sets=parse_cli_sets(train_sets),
+                dataset_sets=parse_cli_sets(data_sets), out_dir=out, device=device, resume=not no_resume, recipe=recipe)
     name = f"train:{recipe or method}@{dataset or 'recipe'}"
     with _user_errors(), (nullcontext(None) if no_mlflow else tracking.training_run(name, args, results)) as log:
         best = run_train(**args, log=log)
@@ -141,7 +135,7 @@ def config_(method: str | None, dataset: str | None, sets: tuple[str, ...]) -> N
     if bool(method) == bool(dataset):
         raise click.UsageError("give exactly one of --method or --dataset")
     spec = registry.method(method) if method else registry.dataset(dataset)  # type: ignore[arg-type]
-    resolved = spec.resolve_config(_sets(sets))
+    resolved = spec.resolve_config(parse_cli_sets(sets))
     click.echo(yaml.safe_dump(cfg.to_dict(resolved), sort_keys=False).rstrip())
     click.echo(f"# {spec.kind} {spec.name} -> {spec.target}; config hash {cfg.config_hash(resolved)[:12]}")
 

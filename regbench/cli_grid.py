@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from . import config as cfg
+from .cli_common import parse_cli_sets
 
 
 def executor_options(profile: str | None, opts: tuple[str, ...], grid_spec: dict[str, Any], name: str) -> dict[str, Any]:
@@ -17,10 +17,7 @@ def executor_options(profile: str | None, opts: tuple[str, ...], grid_spec: dict
     if profile:
         with open(profile) as f:
             options |= yaml.safe_load(f) or {}
-    try:
-        options |= cfg.parse_sets(opts)
-    except cfg.ConfigError as e:
-        raise click.BadParameter(str(e)) from e
+    options |= parse_cli_sets(opts)
     return options
 
 

@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from . import config as cfg
+from .cli_common import parse_cli_sets
 from . import registry
 from .datasets.base import DatasetError
 from .datasets.base import resolve_root, user_config_path
@@ -203,13 +204,6 @@ def write_manifests(dataset: str, root: str | Path | None = None, splits: list[s
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _sets(items: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        return cfg.parse_sets(items)
-    except cfg.ConfigError as e:
-        raise click.BadParameter(str(e)) from e
-
-
 @click.group("data")
 def data() -> None:
     """Check, describe and split the real datasets."""
@@ -222,7 +216,7 @@ def data() -> None:
 @click.option("--data-set", "data_sets", multiple=True, help="dataset config override key=value")
 def verify_cmd(dataset: str, root: str | None, sample: int, data_sets: tuple[str, ...]) -> None:
     """Check a dataset folder: layout, pair counts against the manifests, partners, decodable images, sizes."""
-    report = verify(dataset, root, sample, _sets(data_sets))
+    report = verify(dataset, root, sample, parse_cli_sets(data_sets))
     click.echo(str(report))
     sys.exit(0 if report.ok else 1)
 
@@ -244,7 +238,7 @@ def info_cmd(dataset: str) -> None:
 def manifest_cmd(dataset: str, root: str | None, splits: tuple[str, ...], out: str | None, force: bool,
                  data_sets: tuple[str, ...]) -> None:
     """Write split manifests from a complete copy of a dataset (its split rule applied to the files)."""
-    for path in write_manifests(dataset, root, list(splits) or None, out, force, _sets(data_sets)):
+    for path in write_manifests(dataset, root, list(splits) or None, out, force, parse_cli_sets(data_sets)):
         click.echo(f"wrote {path}")
 
 
@@ -261,7 +255,7 @@ def bench_cmd(dataset: str, root: str | None, split: str, pairs: int, workers: t
     """Pairs per second of reading (OpenCV, DataLoader workers) + the protocol's SAR deformation."""
     from .datasets.loader import bench_loading
 
-    ds = registry.build_dataset(dataset, _sets(data_sets) | ({"root": root} if root else {}))
+    ds = registry.build_dataset(dataset, parse_cli_sets(data_sets) | ({"root": root} if root else {}))
     ids = ds.ids(split)
     h, w = ds.load(split, ids[0])[0].shape
     for n_workers in workers:
