@@ -183,11 +183,14 @@ def bench_cfog(size: int, points: int, repeats: int) -> None:
 @click.option("--repeats", default=3, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-released", is_flag=True, help="skip the released-code kernels comparison")
-def bench_soma(size: int, repeats: int, device: str, no_released: bool) -> None:
+@click.option("--released-code", type=click.Path(exists=True, file_okay=False),
+              help="local checkout of github.com/traslauc/SOMA to time side by side (512 only)")
+def bench_soma(size: int, repeats: int, device: str, no_released: bool, released_code: str | None) -> None:
     """SOMA and soma-small inference time and peak memory per pair (random weights: timing only)."""
     from .methods.soma.bench import bench_soma as run_bench
 
-    run_bench(size=size, repeats=repeats, device=device, compare_released=not no_released, echo=click.echo)
+    run_bench(size=size, repeats=repeats, device=device, compare_released=not no_released,
+              released_code=released_code, echo=click.echo)
 
 
 main.add_command(data_group)

@@ -37,6 +37,8 @@ from .train_data import DeformedPairs, sample_to_pair
 
 LogFn = Callable[[dict[str, float], int], None]
 
+SCHEDULES = ("plateau", "cosine")
+
 #: settings that may change when a run is resumed (they do not change what is computed)
 RESUMABLE_CHANGES = ("epochs", "num_workers", "checkpoint_every")
 
@@ -53,8 +55,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     #: linear warm-up from 0 over this many epochs (per step)
     warmup_epochs: float = 5.0
-    #: after warm-up, multiply every rate by ``plateau_factor`` when val RMSE has not improved
-    #: for ``plateau_patience`` epochs
+    #: after warm-up: "plateau" (SOMA's: multiply every rate by ``plateau_factor`` when val RMSE has
+    #: not improved for ``plateau_patience`` epochs) or "cosine" (decay to 0 at the end of ``epochs``)
+    schedule: str = "plateau"
     plateau_factor: float = 0.5
     plateau_patience: int = 5
     #: stop after this many epochs without val improvement (0: never)
@@ -176,6 +179,8 @@ class Trainer:
                 f"batch_size={config.batch_size} exceeds the {len(self.train_set)} pairs of split {config.train_split!r}"
             )
         self.steps_per_epoch = min(n_batches, config.steps_per_epoch or n_batches)
+        if config.schedule not in SCHEDULES:
+            raise cfg.ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {config.schedule!r}")
 
         self.model = method.model
         groups = method.param_groups()
@@ -264,16 +269,22 @@ class Trainer:
         perm = np.random.default_rng([self.config.seed, epoch, 1]).permutation(len(self.train_set))
         return perm[: self.steps_per_epoch * self.config.batch_size].tolist()
 
-    def set_warmup_lr(self) -> None:
+    def set_lr(self) -> None:
+        """Per-step rates: linear warm-up, then cosine decay if asked (the plateau rule acts per epoch)."""
         warmup_steps = self.config.warmup_epochs * self.steps_per_epoch
         if self.step < warmup_steps:
             factor = min(1.0, (self.step + 1) / warmup_steps)
-            for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-                group["lr"] = base * factor
+        elif self.config.schedule == "cosine":
+            total = max(self.config.epochs * self.steps_per_epoch - warmup_steps, 1)
+            factor = 0.5 * (1 + math.cos(math.pi * min(1.0, (self.step - warmup_steps) / total)))
+        else:
+            return
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimiser step on ``batch`` (already on the device); returns its scalar logs."""
-        self.set_warmup_lr()
+        self.set_lr()
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             loss, logs = self.method.training_loss(batch)
         if not torch.isfinite(loss) and not self.scaler.is_enabled():
@@ -321,7 +332,7 @@ class Trainer:
     def end_epoch(self, val: dict[str, float]) -> bool:
         """Schedule, best checkpoint and early stopping after an epoch; True to stop."""
         rmse = val["val/rmse"]
-        if self.epoch + 1 >= self.config.warmup_epochs:
+        if self.config.schedule == "plateau" and self.epoch + 1 >= self.config.warmup_epochs:
             self.plateau.step(rmse)
         if rmse < self.best:
             self.best, self.bad_epochs = rmse, 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import hashlib
+import sys
 import numpy as np
 import pytest
 import timm
@@ -175,6 +176,19 @@ def test_fresh_network_starts_at_identity(mode):
     assert (out["logit"] is None) == (mode == "affine_only")
 
 
+def test_glam_width_per_level():
+    """One width for every level (as released) or five, coarse to fine; anything else is an error."""
+    net = SOMANet(tiny(glam_width=(64, 32, 16, 8, 4)))
+    widths = {name: m.encoder[0].out_channels for name, m in net.glam.named_children() if hasattr(m, "encoder")}
+    assert widths == {"tf8": 32, "tf4": 16, "refine2": 8, "refine1": 4}
+    assert net.glam.coarse.body[0].out_channels == 64 and net.glam.coarse.head.in_features == 32
+    out = net(torch.rand(1, 1, 64, 64), torch.rand(1, 3, 64, 64))
+    assert out["flow"].shape == (1, 2, 64, 64)
+    for bad in ((64, 32, 16, 8), (64, 32, 16, 8, 5), 7):
+        with pytest.raises(ValueError, match="glam_width"):
+            tiny(glam_width=bad).validate()
+
+
 @pytest.mark.parametrize("size", [(64, 64), (96, 64), (64, 160)])
 def test_any_multiple_of_32_works(size):
     net = SOMANet(tiny()).eval()
@@ -341,3 +355,30 @@ def test_register_brings_flow_back_to_the_pair_grid(tmp_path, mode):
     flow = pred.to_flow(h, w)
     assert np.allclose(flow[..., 0], 0.25 * w / 2, atol=1e-3) and np.allclose(flow[..., 1], -0.25 * h / 2, atol=1e-3)
     assert (pred.matrix is not None) == (mode == "affine_only")
+
+
+def test_bench_loads_a_released_code_checkout_with_a_stand_in_dinov2(tmp_path, monkeypatch):
+    """``bench soma --released-code``: the checkout's modules are imported with ``torch.hub.load``
+    answered by the stand-in (bound at import, as the released ``encoder.py`` does), and leave
+    no ``models`` package behind; a folder that is not a checkout is one clear error."""
+    from regbench.methods.soma import bench
+
+    with pytest.raises(FileNotFoundError, match="traslauc/SOMA"):
+        bench.released_code_forward(str(tmp_path), torch.device("cpu"))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "encoder.py").write_text(
+        "import torch\nfrom torch.hub import load\n\n"
+        "class Encoder(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.dino = load('/somewhere', 'dinov2_vitl14_reg', source='local')\n"
+        "    def forward(self, x, label):\n        return {label: self.dino.forward_features(x)['x_norm_patchtokens'] + x.mean()}\n"
+    )
+    (tmp_path / "models" / "matcher.py").write_text(
+        "import torch\n\nclass GLAM(torch.nn.Module):\n    def forward(self, a, b):\n        return {'flow_final': a - b}\n"
+    )
+    monkeypatch.setattr(bench, "_HubDino", lambda: torch.nn.Module())
+    monkeypatch.setattr(torch.nn.Module, "forward_features", lambda self, x: {"x_norm_patchtokens": x * 0}, raising=False)
+    forward = bench.released_code_forward(str(tmp_path), torch.device("cpu"))
+    sar, opt = torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
+    assert torch.equal(forward(sar, opt)["flow_final"], torch.ones(1, 3, 8, 8))
+    assert "models" not in sys.modules and str(tmp_path) not in sys.path
+    assert torch.hub.load is not None and torch.hub.load.__module__ == "torch.hub"

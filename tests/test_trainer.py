@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,6 +197,23 @@ def test_precision_modes_on_cpu(tmp_path: Path) -> None:
     run(tmp_path / "bf16", epochs=1, amp="bf16")
     losses = [float(v) for _, n, v in read_curves(tmp_path / "bf16" / "curves.csv") if n == "train/loss"]
     assert len(losses) == 3 and np.isfinite(losses).all()
+
+
+def test_learning_rate_schedules(tmp_path: Path) -> None:
+    """Warm-up then cosine decay to 0 at the last step; the plateau rule halves rates per epoch."""
+    rates = {}
+    for schedule in ("cosine", "plateau"):
+        run(tmp_path / schedule, epochs=4, schedule=schedule, lr=0.1, plateau_patience=0, plateau_factor=0.5,
+            protocol="none", val_protocol="none")
+        rates[schedule] = [float(v) for _, n, v in read_curves(tmp_path / schedule / "curves.csv") if n == "train/lr"]
+    cos, plateau = rates["cosine"], rates["plateau"]  # rate of step i (3 per epoch, 1 warm-up epoch)
+    assert len(cos) == 12 and cos[:4] == pytest.approx([0.1 / 3, 0.2 / 3, 0.1, 0.1])
+    assert cos[7] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 4 / 9)))  # 4 of 9 decay steps done
+    assert all(a > b for a, b in zip(cos[3:], cos[4:])) and cos[-1] < 0.04 * 0.1
+    assert plateau[:3] == cos[:3]
+    assert all(any(r == pytest.approx(0.1 * 0.5**k) for k in range(5)) for r in plateau[3:])
+    with pytest.raises(ConfigError, match="schedule"):
+        run(tmp_path / "bad", schedule="linear")
 
 
 def test_bad_settings_are_errors(tmp_path: Path) -> None:

@@ -5,19 +5,26 @@ networks here are built with random weights (the compute does not depend on them
 own ``setup`` never builds a random backbone.
 
 Besides our implementation, the full model is also timed with the released code's kernels swapped
-in — torchvision's ``DeformConv2d`` and DINOv2 called once per image — in the same process, runs
-alternating, so the speed-up is measured under the same (shared, noisy) load. The released code itself stays outside
-the repository; its stand-alone figure is in ``docs/soma.md`` (25.7 s on the 2-core CPU).
+in — torchvision's ``DeformConv2d`` and DINOv2 called once per image — and, given a local checkout
+of the released code (``traslauc/SOMA``, kept outside this repository), that code itself; all in
+one process, runs alternating, so the speed-ups are measured under the same (shared, noisy) load.
+The released code loads DINOv2 with ``torch.hub.load`` from a local folder; for timing, that call
+is answered with timm's ``vit_large_patch14_reg4_dinov2`` at 448 with random weights (the same
+architecture), exactly as in ``anchor_timings.md``.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib
 import statistics
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
+import timm
 from torchvision.ops import deform_conv2d
 
 from ... import registry
@@ -47,10 +54,51 @@ def released_kernels() -> Iterator[None]:
         ops.DeformConv3x3.forward, encoders.DinoFeatures.forward = dcn, dino
 
 
-def _timed_runs(net: SOMANet, run: Callable[[], object], device: torch.device, repeats: int,
-                variants: dict[str, Callable[[], contextlib.AbstractContextManager]]) -> dict[str, dict]:
-    """Per variant, median ms of ``run`` and of its parts (encoders, DINOv2, GLAM) over ``repeats``
-    runs after a warm-up. Variants alternate run by run, so load drift hits them alike."""
+class _HubDino(torch.nn.Module):
+    """Stand-in for ``torch.hub.load(..., 'dinov2_vitl14_reg')``: timm's ViT-L/14-reg4 at 448, random
+    weights, with the hub model's ``forward_features`` → {"x_norm_patchtokens"} interface."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vit = timm.create_model("vit_large_patch14_reg4_dinov2", pretrained=False, img_size=448, num_classes=0)
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"x_norm_patchtokens": self.vit.forward_features(x)[:, self.vit.num_prefix_tokens:]}
+
+
+def released_code_forward(path: str, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], object]:
+    """Build the released SOMA (``models/encoder.py`` + ``models/matcher.py`` of a local
+    ``traslauc/SOMA`` checkout at ``path``) with random weights; return its test-time forward,
+    ``(sar, opt) → output`` on (1, 3, 512, 512) images, as its ``test.py`` calls it."""
+    root = str(path)
+    if not (Path(root) / "models" / "encoder.py").is_file():
+        raise FileNotFoundError(f"{root}/models/encoder.py not found: pass a checkout of github.com/traslauc/SOMA")
+    hub_load = torch.hub.load
+    sys.path.insert(0, root)
+    torch.hub.load = lambda *a, **k: _HubDino()  # encoder.py binds it at import time
+    try:
+        encoder_mod = importlib.import_module("models.encoder")
+        matcher_mod = importlib.import_module("models.matcher")
+        encoder, matcher = encoder_mod.Encoder().to(device).eval(), matcher_mod.GLAM().to(device).eval()
+    finally:
+        torch.hub.load = hub_load
+        sys.path.remove(root)
+        for name in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
+            del sys.modules[name]  # its generic package name must not shadow anything later
+
+    def forward(sar: torch.Tensor, opt: torch.Tensor) -> object:
+        return matcher(encoder(sar, label="sar")["sar"], encoder(opt, label="opt")["opt"])
+
+    return forward
+
+
+Variant = tuple[Callable[[], contextlib.AbstractContextManager], Callable[[], object]]
+
+
+def _timed_runs(net: SOMANet, device: torch.device, repeats: int, variants: dict[str, Variant]) -> dict[str, dict]:
+    """Per variant (context, run), median ms of ``run`` and of our model's parts (encoders, DINOv2,
+    GLAM) over ``repeats`` runs after a warm-up. Variants alternate run by run, so load drift hits
+    them alike."""
     parts = {v: {"total": [], "encoders": [], "dinov2": [], "glam": []} for v in variants}
     starts: dict[str, float] = {}
     current = [next(iter(variants))]
@@ -70,7 +118,7 @@ def _timed_runs(net: SOMANet, run: Callable[[], object], device: torch.device, r
 
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     for i in range(repeats + 1):  # the first round is the warm-up
-        for variant, context in variants.items():
+        for variant, (context, run) in variants.items():
             current[0] = variant
             with context(), Timer(device) as t:
                 run()
@@ -86,18 +134,23 @@ def _timed_runs(net: SOMANet, run: Callable[[], object], device: torch.device, r
 
 def _line(name: str, r: dict) -> str:
     parts = ", ".join(f"{k} {r[k] / 1000:.2f}" for k in ("encoders", "dinov2", "glam") if k in r)
-    return (f"{name:<34} {r['total'] / 1000:7.2f} s/pair  (runs {', '.join(f'{t / 1000:.2f}' for t in r['runs'])}; "
-            f"{parts} s)")
+    return (f"{name:<34} {r['total'] / 1000:7.2f} s/pair  (runs {', '.join(f'{t / 1000:.2f}' for t in r['runs'])}"
+            + (f"; {parts} s)" if parts else ")"))
 
 
 def bench_soma(size: int = 512, repeats: int = 3, device: str = "auto", train_batch: int = 4,
-               compare_released: bool = True, echo: Callable[[str], None] = print) -> dict[str, dict]:
+               compare_released: bool = True, released_code: str | None = None,
+               echo: Callable[[str], None] = print) -> dict[str, dict]:
     """Print and return SOMA's inference time per ``size``² pair (median of ``repeats`` after a
     warm-up) with its parts, peak memory, the small model's training step, and parameter counts.
 
-    The small model runs first so that the process-wide peak RSS (CPU) after it is its own.
+    ``compare_released`` also times the full model with the released code's kernels;
+    ``released_code`` (a local ``traslauc/SOMA`` checkout, 512² only) also times that code itself.
+    Peak memory of each model is read after its own warm-up pass, before anything else is built.
     """
     dev = select_device(device)
+    if released_code is not None and size != 512:
+        raise ValueError(f"the released code hard-codes 512×512 inputs; got --size {size}")
     echo(f"SOMA benchmark on {device_name(dev)}: TIMING ONLY, RANDOM WEIGHTS; batch 1, {size}×{size} pair, fp32, "
          f"no_grad; median of {repeats} after 1 warm-up")
     small, full = registry.method("soma-small").resolve_config(), SOMAConfig()
@@ -108,21 +161,35 @@ def bench_soma(size: int = 512, repeats: int = 3, device: str = "auto", train_ba
         fmt = torch.channels_last if conf.channels_last else torch.contiguous_format
         sar = torch.rand(1, 1, size, size, device=dev)
         opt = torch.rand(1, 3, size, size, device=dev).contiguous(memory_format=fmt)
-        variants = {"ours": contextlib.nullcontext}
-        if name == "soma" and compare_released:
-            variants["released kernels"] = released_kernels
         with torch.no_grad():
-            timed = _timed_runs(net, lambda: net(sar, opt), dev, repeats, variants)
+            net(sar, opt)
+        peak = peak_memory_mb(dev)
+        variants: dict[str, Variant] = {"ours": (contextlib.nullcontext, lambda: net(sar, opt))}
+        if name == "soma" and compare_released:
+            variants["released kernels"] = (released_kernels, lambda: net(sar, opt))
+        if name == "soma" and released_code is not None:
+            forward = released_code_forward(released_code, dev)
+            sar3 = sar.expand(1, 3, size, size).contiguous()  # the released loader reads SAR as RGB
+            opt3 = opt.contiguous()
+            variants["released code"] = (contextlib.nullcontext, lambda: forward(sar3, opt3))
+        with torch.no_grad():
+            timed = _timed_runs(net, dev, repeats, variants)
         r = results[name] = timed["ours"]
-        r["peak_mb"] = peak_memory_mb(dev)
+        r["peak_mb"] = peak
         echo(_line(f"{name} (ours)", r) + f"; peak {'GPU' if dev.type == 'cuda' else 'process RSS'} "
              f"{r['peak_mb']:.0f} MiB")
-        if "released kernels" in timed:
-            ref = results["soma, released kernels"] = timed["released kernels"]
-            echo(_line("soma (released-code kernels)", ref))
-            echo(f"speed-up, runs alternated in one process: {ref['total'] / r['total']:.2f}× "
-                 f"(GLAM {ref['glam'] / r['glam']:.2f}×, DINOv2 {ref['dinov2'] / r['dinov2']:.2f}×); "
-                 f"released code stand-alone on an idle 2-core CPU: {ANCHOR_RELEASED_S:.2f} s (anchor_timings.md)")
+        for variant in ("released kernels", "released code"):
+            if variant in timed:
+                ref = results[f"soma, {variant}"] = timed[variant]
+                label = "soma (released-code kernels)" if variant == "released kernels" else "released code (traslauc/SOMA)"
+                glam = f" (GLAM {ref['glam'] / r['glam']:.2f}×, DINOv2 {ref['dinov2'] / r['dinov2']:.2f}×)" \
+                    if "glam" in ref else ""
+                echo(_line(label, ref))
+                echo(f"  speed-up of ours over {variant}, runs alternated in one process: "
+                     f"{ref['total'] / r['total']:.2f}×{glam}")
+        if name == "soma" and released_code is None:
+            echo(f"released code stand-alone on an idle 2-core CPU: {ANCHOR_RELEASED_S:.2f} s (anchor_timings.md); "
+                 "pass --released-code PATH to time it side by side")
         if name == "soma-small":
             r["train_step_ms"] = _train_step_ms(small, dev, train_batch, repeats)
             echo(f"soma-small training step (fwd+loss+bwd), batch {train_batch}, {small.input_size}²: "

@@ -32,6 +32,18 @@ def affine_head(in_features: int) -> nn.Linear:
     return head
 
 
+LEVELS = (16, 8, 4, 2, 1)
+
+
+def level_widths(width: int | tuple[int, ...]) -> dict[int, int]:
+    """Hidden width per GLAM level {16, 8, 4, 2, 1}: one int for all (128 as released) or five,
+    coarse to fine (the coarse levels cost little, the 1/2 and full-resolution ones most)."""
+    widths = (width,) * len(LEVELS) if isinstance(width, int) else tuple(width)
+    if len(widths) != len(LEVELS) or any(not isinstance(v, int) or v < 2 or v % 2 for v in widths):
+        raise ValueError(f"glam_width must be an even int or five even ints (levels 1/16 … 1/1), got {width!r}")
+    return dict(zip(LEVELS, widths))
+
+
 def head_width(width: int) -> int:
     """Hidden channels of the dense heads: 32 at the released width 128, scaled with narrower GLAMs."""
     return max(8, width // 4)
@@ -132,21 +144,23 @@ class GLAM(nn.Module):
     """The matcher. ``channels`` maps stride → feature channels of one modality's pyramid
     (1, 2, 4, 8, and 16, 32 unless ``mode == "flow_only"``)."""
 
-    def __init__(self, channels: dict[int, int], mode: str = "full", width: int = 128, reducer: int = 512) -> None:
+    def __init__(self, channels: dict[int, int], mode: str = "full", width: int | tuple[int, ...] = 128,
+                 reducer: int = 512) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"glam must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
+        w = level_widths(width)
         affine = mode != "flow_only"
         if affine:
             self.reduce16 = nn.ModuleList(ChannelReducer(channels[16], reducer) for _ in range(2))
             self.reduce32 = nn.ModuleList(ChannelReducer(channels[32], reducer) for _ in range(2))
-            self.coarse = CoarseMatcher(4 * reducer, width)
-        self.tf8 = TFMatcher(channels[8], width, 8, affine)
-        self.tf4 = TFMatcher(channels[4], width, 4, affine)
+            self.coarse = CoarseMatcher(4 * reducer, w[16])
+        self.tf8 = TFMatcher(channels[8], w[8], 8, affine)
+        self.tf4 = TFMatcher(channels[4], w[4], 4, affine)
         if mode != "affine_only":
-            self.refine2 = RefineMatcher(channels[2], width, 2, with_logit=False)
-            self.refine1 = RefineMatcher(channels[1], width, 1, with_logit=True)
+            self.refine2 = RefineMatcher(channels[2], w[2], 2, with_logit=False)
+            self.refine1 = RefineMatcher(channels[1], w[1], 1, with_logit=True)
 
     def _descriptor(self, f: dict[int, torch.Tensor], i: int) -> torch.Tensor:
         d16 = self.reduce16[i](f[16])

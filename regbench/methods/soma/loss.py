@@ -62,4 +62,6 @@ def soma_loss(out: dict, gt_flow: torch.Tensor) -> tuple[torch.Tensor, dict[str,
     total = sum(WEIGHTS[k] * v for k, v in terms.items())
     logs = {k: float(v.detach()) for k, v in terms.items()}
     logs["epe"] = float(epe.detach().mean())
+    if out["theta"] is not None and out["flow_levels"]:  # how far the affine part alone gets
+        logs["epe_affine"] = float((theta_flow(out["theta"].detach(), *size, size) - gt_flow).norm(dim=1).mean())
     return total, logs

@@ -26,7 +26,7 @@ from ...geometry import resize_flow
 from ...types import Pair, Prediction
 from ..base import MethodConfig, TrainableMethod, WeightsMissingError, file_sha256
 from .encoders import DinoFeatures, Pyramids, build_dino_vit, dino_model_name
-from .glam import GLAM, MODES
+from .glam import GLAM, MODES, level_widths
 from .loss import soma_loss
 from .ops import theta_to_matrix
 
@@ -61,7 +61,8 @@ class SOMAConfig(MethodConfig):
     fge_attention: bool = True
     #: "full", "affine_only" or "flow_only"
     glam: str = "full"
-    glam_width: int = 128
+    #: GLAM hidden width: one for every level, or five (1/16, 1/8, 1/4, 1/2, 1/1)
+    glam_width: int | tuple[int, ...] = 128
     reducer_channels: int = 512
     #: coarse branch: DINOv2 with registers (vits14, vitb14, vitl14, vitg14 or a timm vit_* name) or "none"
     backbone: str = "vitl14"
@@ -85,6 +86,7 @@ class SOMAConfig(MethodConfig):
         if self.fge_filters not in ("sobel", "learnable"):
             raise ValueError(f"fge_filters must be 'sobel' or 'learnable', got {self.fge_filters!r}")
         dino_model_name(self.backbone)
+        level_widths(self.glam_width)
 
     @property
     def uses_dino(self) -> bool:
