@@ -213,6 +213,20 @@ def test_loss_is_finite_and_reaches_every_parameter(mode, fge):
     assert not dead
 
 
+def test_consistency_term_is_measured_in_level_pixels():
+    """L_tf = Σ_s RMSE(dense_s, flow(Δθ_s)) in pixels of level s (released weighting): a
+    mismatch of d full-resolution pixels at stride s costs d / s."""
+    size, b = (64, 64), 1
+    gt = torch.zeros(b, 2, *size)
+    theta = ops.identity_theta(b, gt)
+    shift = theta.clone()
+    shift[:, 0, 2] = 2 * 4.0 / size[1]  # Δθ translating by 4 full-resolution pixels in x
+    levels = [(s, theta, shift, torch.zeros(b, 2, size[0] // s, size[1] // s)) for s in (8, 4)]
+    out = {"flow": gt.clone(), "logit": None, "theta": theta, "affine_levels": levels, "flow_levels": []}
+    _, logs = soma_loss(out, gt)
+    assert logs["tf"] == pytest.approx(4.0 / 8 + 4.0 / 4, rel=1e-5)
+
+
 def test_dino_branch_batches_both_images_and_stays_frozen():
     net = SOMANet(tiny(backbone="vits14"), dino=tiny_vit()).train()
     assert not net.encoders.dino.training

@@ -1,9 +1,14 @@
-"""SOMA's training loss (``docs/soma.md`` §3), every term in full-resolution pixels:
+"""SOMA's training loss (``docs/soma.md`` §3); flows in full-resolution pixels except L_tf:
 
 L = L_rb + 0.5·L_tf + 0.1·L_uni + 0.1·L_δ + 0.1·L_cert
 
 * L_rb   Charbonnier √(d² + ε²) of the final flow, mean over (b, c, h, w), ε = 1e-6.
-* L_tf   Σ_s RMSE(dense head_s, flow of Δθ_s) at s ∈ {8, 4}: affine/flow self-consistency.
+* L_tf   Σ_s RMSE(dense head_s, flow of Δθ_s) at s ∈ {8, 4}: affine/flow self-consistency, in
+         pixels of the level's own grid (full-resolution pixels / s), as the released code
+         measures it. An RMSE's gradient does not shrink with the error, so measuring it in
+         full-resolution pixels would scale its pull by s: 8× and 4× stronger than released,
+         enough to pin Δθ to the slowly learning auxiliary dense head (tf4's affine then never
+         leaves the identity).
 * L_uni  std over a 4×4 grid of patches of the patch-mean end-point error, batch mean.
 * L_δ    Σ_s w_s·ℓ₁(residual_s↑, its target), w = 0.125, 0.25, 0.5, 1 for s = 8, 4, 2, 1. A flow
          residual's target is F_gt − F_before; an affine residual Δθ applies on the grid already
@@ -47,7 +52,7 @@ def soma_loss(out: dict, gt_flow: torch.Tensor) -> tuple[torch.Tensor, dict[str,
         target_pts = p + gt_flow.permute(0, 2, 3, 1)
         for s, theta, delta, dense in out["affine_levels"]:
             h, w = dense.shape[-2:]
-            tf_terms.append(torch.sqrt(((dense - theta_flow(delta, h, w, size)) ** 2).sum(1).mean() + 1e-12))
+            tf_terms.append(torch.sqrt(((dense - theta_flow(delta, h, w, size)) ** 2).sum(1).mean() + 1e-12) / s)
             target = (apply_theta(invert(theta), target_pts, size) - p).permute(0, 3, 1, 2)
             delta_terms.append(LEVEL_WEIGHTS[s] * (theta_flow(delta, *size, size) - target).abs().mean())
     for s, before, residual in out["flow_levels"]:
