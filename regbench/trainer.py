@@ -84,6 +84,13 @@ class TrainConfig:
     log_every: int = 10
 
 
+def _identity(train_config: dict[str, Any]) -> dict[str, Any]:
+    """The training settings that define a run: all but :data:`RESUMABLE_CHANGES`, and the plateau
+    rule's when the schedule is not ``plateau`` (they change nothing then)."""
+    unused = () if train_config.get("schedule", "plateau") == "plateau" else ("plateau_factor", "plateau_patience")
+    return {k: v for k, v in train_config.items() if k not in RESUMABLE_CHANGES + unused}
+
+
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``amp`` on ``device`` (``None``: full precision)."""
     if amp == "auto":
@@ -238,8 +245,7 @@ class Trainer:
         """
         state = torch.load(self.last_path, map_location=self.device, weights_only=True)
         saved, now = dict(state["run"]), dict(self.run_info)
-        saved["train_config"] = {k: v for k, v in saved["train_config"].items() if k not in RESUMABLE_CHANGES}
-        now["train_config"] = {k: v for k, v in now["train_config"].items() if k not in RESUMABLE_CHANGES}
+        saved["train_config"], now["train_config"] = _identity(saved["train_config"]), _identity(now["train_config"])
         if saved != now:
             raise cfg.ConfigError(
                 f"{self.last_path} belongs to a different run ({json.dumps(saved, sort_keys=True)}); "

@@ -214,6 +214,11 @@ def test_learning_rate_schedules(tmp_path: Path) -> None:
     assert all(any(r == pytest.approx(0.1 * 0.5**k) for k in range(5)) for r in plateau[3:])
     with pytest.raises(ConfigError, match="schedule"):
         run(tmp_path / "bad", schedule="linear")
+    # the plateau rule's settings define a plateau run only
+    common = dict(epochs=4, lr=0.1, plateau_factor=0.5, protocol="none", val_protocol="none")
+    run(tmp_path / "cosine", schedule="cosine", plateau_patience=7, **common)  # finished: resumes, nothing to do
+    with pytest.raises(ConfigError, match="different run"):
+        run(tmp_path / "plateau", schedule="plateau", plateau_patience=7, **common)
 
 
 def test_bad_settings_are_errors(tmp_path: Path) -> None:
