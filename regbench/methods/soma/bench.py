@@ -23,8 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-import torch
 import timm
+import torch
 from torchvision.ops import deform_conv2d
 
 from ... import registry
