@@ -189,8 +189,9 @@ def bench_soma(size: int, repeats: int, device: str, no_released: bool, released
     """SOMA and soma-small inference time and peak memory per pair (random weights: timing only)."""
     from .methods.soma.bench import bench_soma as run_bench
 
-    run_bench(size=size, repeats=repeats, device=device, compare_released=not no_released,
-              released_code=released_code, echo=click.echo)
+    with _user_errors():
+        run_bench(size=size, repeats=repeats, device=device, compare_released=not no_released,
+                  released_code=released_code, echo=click.echo)
 
 
 main.add_command(data_group)

@@ -12,6 +12,7 @@ import torch
 from torchvision.ops import deform_conv2d
 
 from regbench import registry
+from regbench.config import ConfigError
 from regbench.geometry import matrix_to_flow
 from regbench.methods.base import WeightsMissingError
 from regbench.methods.soma import ops
@@ -377,8 +378,10 @@ def test_bench_loads_a_released_code_checkout_with_a_stand_in_dinov2(tmp_path, m
     no ``models`` package behind; a folder that is not a checkout is one clear error."""
     from regbench.methods.soma import bench
 
-    with pytest.raises(FileNotFoundError, match="traslauc/SOMA"):
+    with pytest.raises(ConfigError, match="traslauc/SOMA"):
         bench.released_code_forward(str(tmp_path), torch.device("cpu"))
+    with pytest.raises(ConfigError, match="traslauc/SOMA"):
+        bench.bench_soma(released_code=str(tmp_path))  # before any timing
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "encoder.py").write_text(
         "import torch\nfrom torch.hub import load\n\n"
@@ -391,6 +394,8 @@ def test_bench_loads_a_released_code_checkout_with_a_stand_in_dinov2(tmp_path, m
     )
     monkeypatch.setattr(bench, "_HubDino", lambda: torch.nn.Module())
     monkeypatch.setattr(torch.nn.Module, "forward_features", lambda self, x: {"x_norm_patchtokens": x * 0}, raising=False)
+    with pytest.raises(ConfigError, match="512"):
+        bench.bench_soma(size=256, released_code=str(tmp_path))
     forward = bench.released_code_forward(str(tmp_path), torch.device("cpu"))
     sar, opt = torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
     assert torch.equal(forward(sar, opt)["flow_final"], torch.ones(1, 3, 8, 8))

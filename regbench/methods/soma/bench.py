@@ -28,6 +28,7 @@ import torch
 from torchvision.ops import deform_conv2d
 
 from ... import registry
+from ...config import ConfigError
 from ...device import Timer, device_name, peak_memory_mb, reset_peak_memory, select_device, synchronize
 from . import encoders, ops
 from .loss import soma_loss
@@ -66,13 +67,19 @@ class _HubDino(torch.nn.Module):
         return {"x_norm_patchtokens": self.vit.forward_features(x)[:, self.vit.num_prefix_tokens:]}
 
 
+def _checkout(path: str) -> str:
+    """``path`` if it holds the released code's ``models/encoder.py``; else a ConfigError."""
+    if not (Path(path) / "models" / "encoder.py").is_file():
+        raise ConfigError(f"{path}/models/encoder.py not found: --released-code must be a checkout of "
+                          "github.com/traslauc/SOMA")
+    return str(path)
+
+
 def released_code_forward(path: str, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], object]:
     """Build the released SOMA (``models/encoder.py`` + ``models/matcher.py`` of a local
     ``traslauc/SOMA`` checkout at ``path``) with random weights; return its test-time forward,
     ``(sar, opt) → output`` on (1, 3, 512, 512) images, as its ``test.py`` calls it."""
-    root = str(path)
-    if not (Path(root) / "models" / "encoder.py").is_file():
-        raise FileNotFoundError(f"{root}/models/encoder.py not found: pass a checkout of github.com/traslauc/SOMA")
+    root = _checkout(path)
     hub_load = torch.hub.load
     sys.path.insert(0, root)
     torch.hub.load = lambda *a, **k: _HubDino()  # encoder.py binds it at import time
@@ -149,8 +156,10 @@ def bench_soma(size: int = 512, repeats: int = 3, device: str = "auto", train_ba
     Peak memory of each model is read after its own warm-up pass, before anything else is built.
     """
     dev = select_device(device)
-    if released_code is not None and size != 512:
-        raise ValueError(f"the released code hard-codes 512×512 inputs; got --size {size}")
+    if released_code is not None:  # fail before any timing
+        _checkout(released_code)
+        if size != 512:
+            raise ConfigError(f"the released code hard-codes 512×512 inputs; got --size {size}")
     echo(f"SOMA benchmark on {device_name(dev)}: TIMING ONLY, RANDOM WEIGHTS; batch 1, {size}×{size} pair, fp32, "
          f"no_grad; median of {repeats} after 1 warm-up")
     small, full = registry.method("soma-small").resolve_config(), SOMAConfig()
