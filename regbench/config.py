@@ -13,9 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """An override names an unknown key or has a value of the wrong type."""
+from .errors import ConfigError
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, Any]:

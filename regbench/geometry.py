@@ -9,19 +9,29 @@ Every function takes numpy arrays or torch tensors and returns the same kind.
 from __future__ import annotations
 
 import math
-from typing import Union
+import sys
+from typing import TYPE_CHECKING, Union
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-Array = Union[np.ndarray, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+Array = Union[np.ndarray, "torch.Tensor"]
+
+
+def is_tensor(x: object) -> bool:
+    """Whether ``x`` is a torch tensor (without importing torch: no tensor exists before it is)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def pixel_grid(height: int, width: int, like: Array | None = None) -> Array:
     """(H, W, 2) grid of pixel-centre coordinates (x, y); torch if ``like`` is a tensor."""
-    if isinstance(like, torch.Tensor):
+    if is_tensor(like):
+        import torch
+
         ys, xs = torch.meshgrid(
             torch.arange(height, device=like.device, dtype=like.dtype),
             torch.arange(width, device=like.device, dtype=like.dtype),
@@ -35,7 +45,7 @@ def pixel_grid(height: int, width: int, like: Array | None = None) -> Array:
 def apply_matrix(matrix: Array, points: Array) -> Array:
     """Apply (…, 3, 3) ``matrix`` to points (…, N, 2) → (…, N, 2), with perspective division."""
     a, t, p = matrix[..., :2, :2], matrix[..., :2, 2], matrix[..., 2, :2]
-    swap = (lambda m: m.transpose(-1, -2)) if isinstance(points, torch.Tensor) else (lambda m: np.swapaxes(m, -1, -2))
+    swap = (lambda m: m.transpose(-1, -2)) if is_tensor(points) else (lambda m: np.swapaxes(m, -1, -2))
     num = points @ swap(a) + t[..., None, :]
     den = (points * p[..., None, :]).sum(-1, keepdims=True) + matrix[..., 2:3, 2:3][..., 0, :][..., None, :]
     return num / den
@@ -43,7 +53,9 @@ def apply_matrix(matrix: Array, points: Array) -> Array:
 
 def matrix_to_flow(matrix: Array, height: int, width: int) -> Array:
     """Dense flow (…, H, W, 2) of a pixel transform (…, 3, 3): ``F(p) = A·p − p`` (float32)."""
-    if isinstance(matrix, torch.Tensor):
+    if is_tensor(matrix):
+        import torch
+
         m = matrix.to(torch.float32)[..., None, None, :, :]  # (…, 1, 1, 3, 3)
         x = torch.arange(width, dtype=torch.float32, device=matrix.device)
         y = torch.arange(height, dtype=torch.float32, device=matrix.device)[:, None]
@@ -75,7 +87,7 @@ def _affine_flow_np(matrix: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def flow_to_matrix(flow: Array, model: str = "affine") -> Array:
     """Least-squares 3×3 transform (affine or homography) that best explains a (H, W, 2) flow."""
-    is_torch = isinstance(flow, torch.Tensor)
+    is_torch = is_tensor(flow)
     f = flow.detach().cpu().double().numpy() if is_torch else np.asarray(flow, dtype=np.float64)
     h, w = f.shape[:2]
     src = pixel_grid(h, w).reshape(-1, 2).astype(np.float64)
@@ -89,7 +101,11 @@ def flow_to_matrix(flow: Array, model: str = "affine") -> Array:
         m, _ = cv2.findHomography(src, dst, 0)
     else:
         raise ValueError(f"unknown transform model {model!r}; use 'affine' or 'homography'")
-    return torch.from_numpy(m).to(flow) if is_torch else m
+    if not is_torch:
+        return m
+    import torch
+
+    return torch.from_numpy(m).to(flow)
 
 
 def centre_transform(angle_deg: float, scale: float, tx: float, ty: float, height: int, width: int) -> np.ndarray:
@@ -112,7 +128,7 @@ def normalization_matrix(height: int, width: int) -> np.ndarray:
 
 def pixel_to_normalized(points: Array, height: int, width: int) -> Array:
     """Pixel coordinates (…, 2) → ``grid_sample`` coordinates in [−1, 1]."""
-    if isinstance(points, torch.Tensor):
+    if is_tensor(points):
         scale = points.new_tensor([2.0 / width, 2.0 / height])
     else:
         scale = np.array([2.0 / width, 2.0 / height], dtype=points.dtype)
@@ -129,7 +145,9 @@ def resize_flow(flow: Array, height: int, width: int) -> Array:
     if (h0, w0) == (height, width):
         return flow
     sx, sy = width / w0, height / h0
-    if isinstance(flow, torch.Tensor):
+    if is_tensor(flow):
+        import torch.nn.functional as F
+
         x = flow.movedim(-1, -3)
         squeeze = x.dim() == 3
         x = F.interpolate(x[None] if squeeze else x, size=(height, width), mode="bilinear", align_corners=False)
@@ -144,7 +162,7 @@ def warp_matrix(image: Array, matrix: Array) -> Array:
 
     numpy: (H, W) or (H, W, C) with OpenCV. torch: (B, C, H, W) with (B, 3, 3) or (3, 3).
     """
-    if isinstance(image, torch.Tensor):
+    if is_tensor(image):
         h, w = image.shape[-2:]
         m = matrix if matrix.dim() == 3 else matrix[None].expand(image.shape[0], 3, 3)
         return warp_flow(image, matrix_to_flow(m.to(image), h, w))
@@ -163,7 +181,9 @@ def warp_flow(image: Array, flow: Array) -> Array:
     torch: image (B, C, Hi, Wi) and flow (B, H, W, 2), ``grid_sample(align_corners=False)``;
     the flow grid may differ in size from the image (coordinates are image pixels).
     """
-    if isinstance(image, torch.Tensor):
+    if is_tensor(image):
+        import torch.nn.functional as F
+
         h, w = flow.shape[1:3]
         hi, wi = image.shape[-2:]
         coords = pixel_grid(h, w, like=flow) + flow
@@ -173,10 +193,27 @@ def warp_flow(image: Array, flow: Array) -> Array:
     return cv2.remap(image, grid[..., 0], grid[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def invert_flow(flow: np.ndarray, iterations: int = 20) -> np.ndarray:
+    """The inverse (H, W, 2) of a flow: ``G`` with ``q + G(q) = p`` wherever ``q = p + F(p)``.
+
+    Fixed-point iteration ``G ← −F(q + G(q))`` (``F`` sampled bilinearly, edges replicated); it
+    converges where the flow's Jacobian is small (|∇F| < 1), as for every registration flow.
+    """
+    flow = np.asarray(flow, np.float32)
+    grid = pixel_grid(*flow.shape[:2])
+    inv = -flow
+    for _ in range(iterations):
+        at = grid + inv
+        inv = -cv2.remap(flow, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return inv
+
+
 def valid_mask(flow: Array, height: int, width: int) -> Array:
     """(…, H, W) bool: where ``p + F(p)`` falls inside a (height × width) image."""
     h, w = flow.shape[-3:-1]
-    if isinstance(flow, torch.Tensor):
+    if is_tensor(flow):
+        import torch
+
         xs = torch.arange(w, dtype=flow.dtype, device=flow.device)
         ys = torch.arange(h, dtype=flow.dtype, device=flow.device)[:, None]
         absolute = torch.abs

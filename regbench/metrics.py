@@ -25,6 +25,33 @@ from . import geometry
 CMR_THRESHOLDS_PX: tuple[int, ...] = (1, 2, 3, 4, 5)
 PAIR_METRICS: tuple[str, ...] = ("rmse", "rmse_valid", "epe_mean", "epe_median")
 
+#: how run-level metrics are shown: metric -> (column header with unit, which is better, unit kind)
+DISPLAY: dict[str, tuple[str, str, str]] = {
+    "cmr_1px": ("CMR@1 (%)", "max", "pct"),
+    "cmr_2px": ("CMR@2 (%)", "max", "pct"),
+    "cmr_3px": ("CMR@3 (%)", "max", "pct"),
+    "cmr_4px": ("CMR@4 (%)", "max", "pct"),
+    "cmr_5px": ("CMR@5 (%)", "max", "pct"),
+    "r_avg": ("R_avg (px)", "min", "px"),
+    "r_avg_ok": ("R_avg ok (px)", "min", "px"),
+    "rmse_median": ("RMSE median (px)", "min", "px"),
+    "fail_rate": ("fail (%)", "min", "pct"),
+    "runtime_ms_median": ("runtime (ms)", "min", "ms"),
+    "runtime_ms_p90": ("runtime p90 (ms)", "min", "ms"),
+    "load_s": ("set-up (s)", "min", "s"),
+    "peak_mem_mb": ("peak mem (MB)", "min", "mb"),
+}
+
+
+def format_value(value: float, kind: str) -> str:
+    """A metric value as tables show it: percentages ×100 with one decimal, px with two, ∞, n/a."""
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "∞"
+    return {"pct": f"{100 * value:.1f}", "px": f"{value:.2f}", "ms": f"{value:.1f}", "s": f"{value:.2f}",
+            "mb": f"{value:.0f}"}[kind]
+
 
 def pair_errors(pred_flow: np.ndarray | None, gt_flow: np.ndarray) -> dict[str, float]:
     """Errors of one pair. ``pred_flow`` (H, W, 2) or ``None`` for a failed pair."""

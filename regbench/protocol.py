@@ -2,21 +2,19 @@
 
 A deformation is a similarity about the image centre. It is drawn from a seed derived by hashing
 ``(protocol name, version, dataset, split, pair id)``, so every process and every machine draws
-the same one; it is written to a manifest once and read back at evaluation time, never re-drawn.
+the same one; it is written to a manifest once and read back at evaluation time, never re-drawn
+(``regbench.store.load_or_create_manifest``).
 The SAR image is warped by it; the ground truth maps deformed-SAR pixels to optical pixels.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import geometry
+from .errors import UnknownNameError
 from .types import Pair
 
 
@@ -57,7 +55,7 @@ PROTOCOLS: dict[str, Protocol] = {
 
 def get_protocol(name: str) -> Protocol:
     if name not in PROTOCOLS:
-        raise KeyError(f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOLS)}")
+        raise UnknownNameError(f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]
 
 
@@ -95,47 +93,3 @@ def deformed_pair(dataset, split: str, pair_id: str, params: dict[str, float], m
     sar, opt = dataset.load(split, pair_id)
     moved, gt = deform(sar, params)
     return Pair(moved, opt, gt, meta)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers never see a partial one (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def manifest_checksum(deformations: dict[str, dict[str, float]]) -> str:
-    return hashlib.sha256(json.dumps(deformations, sort_keys=True).encode()).hexdigest()
-
-
-def load_or_create_manifest(
-    path: Path, protocol: Protocol, dataset: str, split: str, pair_ids: list[str]
-) -> dict[str, dict[str, float]]:
-    """Read the deformation manifest at ``path``; create it (once) for ids it lacks.
-
-    A manifest written by another protocol version, or edited by hand, is refused.
-    """
-    deformations: dict[str, dict[str, float]] = {}
-    if path.exists():
-        data = json.loads(path.read_text())
-        if data.get("protocol") != asdict(protocol) | {"scale_range": list(protocol.scale_range)}:
-            raise ValueError(f"deformation manifest {path} was written for another protocol definition; delete it to redraw")
-        deformations = data["deformations"]
-        if manifest_checksum(deformations) != data.get("checksum"):
-            raise ValueError(f"deformation manifest {path} fails its checksum (edited by hand?); delete it to redraw")
-    missing = [i for i in pair_ids if i not in deformations]
-    if missing:
-        for i in missing:
-            deformations[i] = draw_deformation(protocol, dataset, split, i)
-        deformations = dict(sorted(deformations.items()))
-        data = {
-            "protocol": asdict(protocol) | {"scale_range": list(protocol.scale_range)},
-            "dataset": dataset,
-            "split": split,
-            "checksum": manifest_checksum(deformations),
-            "deformations": deformations,
-        }
-        atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
-    return {i: deformations[i] for i in pair_ids}

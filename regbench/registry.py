@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from . import config as cfg
+from .errors import UnknownNameError
 
 METHODS: dict[str, str] = {
     "identity": "regbench.methods.identity:Identity",
@@ -49,11 +50,6 @@ DATASETS: dict[str, str] = {
 }
 
 KINDS = {"method": (METHODS, "methods", "regbench.methods"), "dataset": (DATASETS, "datasets", "regbench.datasets")}
-
-
-class UnknownNameError(KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 def cards_root() -> Path:
@@ -166,3 +162,23 @@ def build_dataset(name: str, sets: dict[str, Any] | None = None) -> Any:
     ds = spec.load_class()(spec.resolve_config(sets))
     ds.name = spec.name  # a variant keeps its own name (it seeds the protocol's deformations)
     return ds
+
+
+def catalog(kind: str) -> list[dict[str, Any]]:
+    """``methods``, ``datasets`` or ``protocols`` as rows: name, base (variants), one-line description."""
+    if kind == "protocols":
+        from .protocol import PROTOCOLS
+
+        return [{"name": p.name, "tag": p.tag, "description": p.description} for p in PROTOCOLS.values()]
+    singular = kind.rstrip("s")
+    all_cards = cards(singular)
+    return [{"name": n, "base": all_cards.get(n, {}).get("base"),
+             "description": " ".join(str(all_cards.get(n, {}).get("description") or "").split())}
+            for n in names(singular)]
+
+
+def resolved_config(kind: str, name: str, sets: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved config of a method or dataset (defaults < cards < ``sets``), its target and hash."""
+    spec = get(kind, name)
+    conf = spec.resolve_config(sets)
+    return {"kind": kind, "name": name, "target": spec.target, "config": cfg.to_dict(conf), "hash": cfg.config_hash(conf)}

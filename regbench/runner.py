@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import platform
 import subprocess
 import time
@@ -24,11 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__, config, device as dev, geometry, metrics, protocol, registry, tracking, viz
+from . import __version__, config, device as dev, geometry, metrics, registry, store, tracking, viz
+from .protocol import deformation_matrix, get_protocol
 from .datasets.loader import pair_loader
 from .types import Pair, Prediction
 
-FORMAT_VERSION = 1
 N_FIGURES = 2  # pairs per run that get a before/after overlay PNG
 
 
@@ -45,63 +44,12 @@ class RunResult:
         return self.record["summary"]
 
 
-def _file_key(pair_id: str) -> str:
-    return pair_id.replace("/", "__")
-
-
-def deformation_manifest_path(dataset: str, split: str, proto: protocol.Protocol, results_dir: Path) -> Path:
-    """The committed manifest under ``datasets/<dataset>/deformations/`` if any, else one in results."""
-    committed = registry.cards_root() / "datasets" / dataset / "deformations" / f"{split}-{proto.tag}.json"
-    return committed if committed.exists() else results_dir / "deformations" / dataset / f"{split}-{proto.tag}.json"
-
-
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def _deformation_vector(params: dict[str, float]) -> np.ndarray:
-    return np.array([params[k] for k in ("rotation_deg", "scale", "tx", "ty")])
-
-
-def _is_cached(path: Path, params: dict[str, float]) -> bool:
-    """A prediction exists for this pair and was made on the same deformation."""
-    if not path.exists():
-        return False
-    with np.load(path) as z:
-        return "deformation" in z and np.array_equal(z["deformation"], _deformation_vector(params))
-
-
-def _save_prediction(path: Path, pred: Prediction, shape: tuple[int, int], runtime_ms: float,
-                     params: dict[str, float]) -> None:
-    arrays: dict[str, Any] = {"shape": np.array(shape), "runtime_ms": np.array(runtime_ms),
-                              "deformation": _deformation_vector(params)}
-    arrays["failed"] = np.array(pred.failed or "")
-    arrays["info"] = np.array(json.dumps(pred.info, default=float))
-    if not pred.failed:
-        if pred.flow is not None:
-            arrays["flow"] = pred.flow.astype(np.float32)
-        if pred.matrix is not None:
-            arrays["matrix"] = np.asarray(pred.matrix, np.float64)
-        if pred.confidence is not None:
-            arrays["confidence"] = pred.confidence.astype(np.float16)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
-def _load_prediction(path: Path) -> tuple[Prediction, tuple[int, int], float]:
-    with np.load(path) as z:
-        pred = Prediction(
-            flow=z["flow"] if "flow" in z else None,
-            matrix=z["matrix"] if "matrix" in z else None,
-            failed=str(z["failed"]) or None,
-            info=json.loads(str(z["info"])),
-        )
-        return pred, tuple(int(v) for v in z["shape"]), float(z["runtime_ms"])  # type: ignore[return-value]
 
 
 def _register(method: Any, pair: Pair, device: torch.device) -> tuple[Prediction, float]:
@@ -121,7 +69,7 @@ def evaluate(
     method: str,
     dataset: str,
     split: str = "test",
-    protocol_name: str = "main",
+    protocol: str = "main",
     *,
     device: str = "auto",
     limit: int | None = None,
@@ -132,18 +80,18 @@ def evaluate(
     seed: int = 0,
     warmup: int = 1,
     num_workers: int = 0,
-    progress: Callable[[int], Any] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
     parent_run_id: str | None = None,
     shard: tuple[int, int] | None = None,
 ) -> RunResult:
-    """Evaluate ``method`` on ``dataset``/``split`` under a fixed ``protocol_name``.
+    """Evaluate ``method`` on ``dataset``/``split`` under the fixed deformations of ``protocol``.
 
     Args:
         sets / dataset_sets: config overrides (``{"key": value}``, dotted keys allowed).
         limit: evaluate ``limit`` pairs spread evenly over the split (every k-th id, so that a
             small run does not come from one scene of a scene-ordered split).
         warmup: untimed ``register`` calls on the first pair before timing (not cached).
-        progress: called with the number of pairs predicted so far (the CLI's progress bar).
+        progress: called with (pairs predicted so far, pairs to predict) (the CLI's progress bar).
         shard: ``(i, n)`` predicts only pairs ``i, i + n, i + 2n, …`` of the split into the shared
             cache and returns without scoring (``record`` holds ``predicted_now`` only); an
             unsharded call afterwards scores the merged cache exactly as an unsharded run.
@@ -158,20 +106,19 @@ def evaluate(
     if not ids:
         raise ValueError(f"dataset {dataset!r} split {split!r} has no pairs")
     ids = [ids[i * len(ids) // limit] for i in range(limit)] if limit and limit < len(ids) else ids
-    proto = protocol.get_protocol(protocol_name)
-    manifest = deformation_manifest_path(dataset, split, proto, results_dir)
-    deformations = protocol.load_or_create_manifest(manifest, proto, dataset, split, ids)
+    proto = get_protocol(protocol)
+    manifest = store.deformation_manifest_path(registry.cards_root(), dataset, split, proto, results_dir)
+    deformations = store.load_or_create_manifest(manifest, proto, dataset, split, ids)
 
     weights = model.weights_checksum
     key = config.config_hash(
         {"target": mspec.target, "config": config.to_dict(model.config), "weights": weights, "data": ds.fingerprint,
-         "protocol": proto.tag, "seed": seed, "format": FORMAT_VERSION}
+         "protocol": proto.tag, "seed": seed, "format": store.PREDICTION_FORMAT}
     )
-    run_dir = results_dir / "runs" / dataset / split / proto.tag / method / key[:12]
-    pred_dir = run_dir / "pred"
-    pred_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = store.run_dir(results_dir, dataset, split, proto.tag, method, key)
+    (run_dir / "pred").mkdir(parents=True, exist_ok=True)
     mine = ids[shard[0]::shard[1]] if shard else ids
-    todo = [i for i in mine if not _is_cached(pred_dir / f"{_file_key(i)}.npz", deformations[i])]
+    todo = [i for i in mine if not store.is_cached(store.prediction_path(run_dir, i), deformations[i])]
 
     timing = {"load_s": float("nan"), "peak_mem_mb": float("nan")}
     if todo:
@@ -185,19 +132,20 @@ def evaluate(
                 for _ in range(warmup):
                     _register(model, pair, torch_device)
             pred, ms = _register(model, pair, torch_device)
-            _save_prediction(pred_dir / f"{_file_key(pair.pair_id)}.npz", pred, pair.shape, ms, deformations[pair.pair_id])
+            store.save_prediction(store.prediction_path(run_dir, pair.pair_id), pred, pair.shape, ms,
+                                  deformations[pair.pair_id])
             if n < N_FIGURES:
-                fig = run_dir / "figures" / f"{_file_key(pair.pair_id)}.png"
+                fig = run_dir / "figures" / f"{store.file_key(pair.pair_id)}.png"
                 viz.overlay_figure(pair.sar, pair.opt, None if pred.failed else pred.to_flow(*pair.shape), pair.gt_flow(), fig)
             if progress:
-                progress(n + 1)
+                progress(n + 1, len(todo))
         timing["peak_mem_mb"] = dev.peak_memory_mb(torch_device)
     if shard:
         return RunResult({"predicted_now": len(todo), "shard": list(shard), "n_pairs": len(ids), **timing},
                          pd.DataFrame(), run_dir)
     figures = sorted((run_dir / "figures").glob("*.png"))
 
-    table = score(pred_dir, ids, deformations)
+    table = score(run_dir, ids, deformations)
     summary = metrics.summarize(table) | timing | {"n_failed": float(table["failed"].astype(bool).sum())}
     record = {
         "method": method, "base_method": mspec.target, "dataset": dataset, "split": split, "protocol": proto.name,
@@ -206,27 +154,27 @@ def evaluate(
         "device_name": dev.device_name(torch_device), "n_pairs": len(ids), "predicted_now": len(todo),
         "status": "ok" if not table["failed"].astype(bool).all() else "failed",
         "versions": {"regbench": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version(), "format": FORMAT_VERSION},
+                     "python": platform.python_version(), "format": store.PREDICTION_FORMAT},
         "git_commit": git_commit(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "deformation_manifest": str(manifest), "summary": summary,
     }
     table.to_csv(run_dir / "per_pair.csv", index=False)
-    protocol.atomic_write_text(run_dir / "config.json", json.dumps(record["config"], indent=1))
-    protocol.atomic_write_text(run_dir / "record.json", json.dumps(record, indent=1, default=str))
+    store.atomic_write_json(run_dir / "config.json", record["config"])
+    store.write_record(run_dir, record)
     if log_mlflow:
         record["mlflow_run_id"] = tracking.log_run(
             record, [run_dir / "per_pair.csv", run_dir / "config.json", *figures], results_dir, parent_run_id=parent_run_id
         )
-        protocol.atomic_write_text(run_dir / "record.json", json.dumps(record, indent=1, default=str))
+        store.write_record(run_dir, record)
     return RunResult(record, table, run_dir)
 
 
-def score(pred_dir: Path, ids: list[str], deformations: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """Per-pair errors of cached predictions against the ground truth of their deformations."""
+def score(run_dir: Path, ids: list[str], deformations: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Per-pair errors of a run's cached predictions against the ground truth of their deformations."""
     rows = []
     for pair_id in ids:
-        pred, (h, w), ms = _load_prediction(pred_dir / f"{_file_key(pair_id)}.npz")
-        gt_flow = geometry.matrix_to_flow(np.linalg.inv(protocol.deformation_matrix(deformations[pair_id], h, w)), h, w)
+        pred, (h, w), ms = store.load_prediction(store.prediction_path(run_dir, pair_id))
+        gt_flow = geometry.matrix_to_flow(np.linalg.inv(deformation_matrix(deformations[pair_id], h, w)), h, w)
         errors = metrics.pair_errors(None if pred.failed else pred.to_flow(h, w), gt_flow)
         rows.append({"pair_id": pair_id, **errors, "runtime_ms": ms, "failed": pred.failed or ""})
     return pd.DataFrame(rows)

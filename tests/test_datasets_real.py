@@ -11,9 +11,11 @@ from click.testing import CliRunner
 
 from fakedata import make_folder, make_gfge, make_osdataset, make_qxs, make_sen1_2, make_sen12ms, make_sopatch, make_spacenet6
 from regbench import protocol, registry
-from regbench.data_cli import data, info, verify, write_manifests
-from regbench.datasets.base import DatasetError
-from regbench.datasets.loader import bench_loading, pair_loader
+from regbench.bench.data import bench_loading
+from regbench.cli.data import data
+from regbench.datasets.verify import info, verify, write_manifests
+from regbench.errors import DatasetError
+from regbench.datasets.loader import pair_loader
 from regbench.datasets.manifest import Manifest, hashed_split, load_manifest
 from regbench.datasets.sen1_2 import FRACTIONS, SALT
 
@@ -223,7 +225,7 @@ def test_manifest_checksum_refuses_edits(cards):
 # ----------------------------------------------------------------------------- data verify
 def test_verify_names_missing_partner_corrupt_file_and_wrong_size(tmp_path):
     fake = make_folder(tmp_path / "f", defects=True)
-    report = verify("folder", fake.root, sample=0)
+    report = verify("folder", fake.root, limit=None)
     text = str(report)
     assert not report.ok
     assert f"{fake.orphan} has no partner {fake.orphan_missing}" in text
@@ -247,9 +249,9 @@ def test_verify_counts_against_the_manifest(tmp_path):
 
 def test_verify_sopatch_defects_and_clean_copy(tmp_path):
     fake = make_sopatch(tmp_path / "SOPatch", size=32, defects=True)
-    text = str(verify("sopatch_sen1_2", fake.root, sample=0, sets={"size": 32}))
+    text = str(verify("sopatch_sen1_2", fake.root, limit=None, sets={"size": 32}))
     assert fake.orphan in text and fake.corrupt in text and fake.wrong_size in text
-    clean = verify("whu_sen_city", fake.root, sample=0, sets={"size": 32})
+    clean = verify("whu_sen_city", fake.root, limit=None, sets={"size": 32})
     whu = {s.split: s for s in clean.splits}
     assert whu["test"].problems == [] and whu["val"].found == 1 and whu["train"].error
 
@@ -298,7 +300,7 @@ def test_sen12ms_geotiffs_and_published_lists(tmp_path):
     with pytest.raises(DatasetError, match="test_list.txt is missing"):
         build("sen12ms", fake.root, size=32).ids("train")
     broken = make_sen12ms(tmp_path / "broken", size=32, defects=True)
-    assert f"{broken.corrupt}: cannot be decoded" in str(verify("sen12ms", broken.root, sample=0, sets={"size": 32}))
+    assert f"{broken.corrupt}: cannot be decoded" in str(verify("sen12ms", broken.root, limit=None, sets={"size": 32}))
     with pytest.raises(DatasetError, match=f"cannot decode .*{Path(broken.corrupt).name}"):
         build("sen12ms", broken.root, size=32).load("test", "ROIs2017_winter_3_p9")
 

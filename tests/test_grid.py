@@ -13,7 +13,9 @@ import yaml
 from click.testing import CliRunner
 
 from regbench import grid, registry
-from regbench.executors import LocalExecutor, get_executor
+from regbench.errors import GridError
+from regbench.grid import cells
+from regbench.grid.executors import LocalExecutor, get_executor
 
 TESTS = Path(__file__).parent
 
@@ -28,7 +30,8 @@ PLUGIN = textwrap.dedent('''
     import numpy as np
 
     from regbench import registry
-    from regbench.methods.base import Method, MethodConfig, WeightsMissingError
+    from regbench.errors import WeightsMissingError
+    from regbench.methods.base import Method, MethodConfig
     from regbench.types import Prediction
 
     registry.DATASETS["tiny"] = "tinydata:TinyDataset"
@@ -121,7 +124,7 @@ def test_cell_ids_follow_the_resolved_cell(plugin, tmp_path, monkeypatch):
     assert bad.resolved is None and "unknown method 'no-such-method'" in bad.error
     bad_set = grid.expand(base | {"methods": [{"name": "identity", "set": {"nope": 1}}]})[0]
     assert "unknown config key 'nope'" in bad_set.error
-    with pytest.raises(grid.GridError, match="unknown grid keys: method"):
+    with pytest.raises(GridError, match="unknown grid keys: method"):
         grid.expand(base | {"method": "x"})
 
 
@@ -135,7 +138,7 @@ def test_failures_are_recorded_and_finished_cells_never_rerun(plugin, tmp_path):
     assert [c.method for c, _ in report.invalid] == ["no-such-method"] and report.complete
     ok = grid.read_result(results, g.cells[0])
     assert ok["status"] == "ok" and ok["record"]["summary"]["n_pairs"] == 4
-    assert len(pd.read_csv(grid.cell_dir(results, g.cells[0].id) / "per_pair.csv")) == 4
+    assert len(pd.read_csv(cells.cell_dir(results, g.cells[0].id) / "per_pair.csv")) == 4
     assert "WeightsMissingError" in grid.read_result(results, g.cells[1])["traceback"]
 
     again = grid.run_grid(g, results, log_mlflow=False, echo=lambda s: None)
@@ -178,7 +181,7 @@ def test_sharded_cell_equals_the_unsharded_run(plugin, tmp_path):
     accuracy = [k for k in a["summary"] if not k.startswith(("runtime", "load", "peak"))]
     assert {k: b["summary"][k] for k in accuracy} == {k: a["summary"][k] for k in accuracy}
     cols = ["pair_id", "rmse", "rmse_valid", "epe_mean", "epe_median", "failed"]
-    ta, tb = (pd.read_csv(grid.cell_dir(tmp_path / d, whole.cells[0].id) / "per_pair.csv")[cols] for d in "ab")
+    ta, tb = (pd.read_csv(cells.cell_dir(tmp_path / d, whole.cells[0].id) / "per_pair.csv")[cols] for d in "ab")
     pd.testing.assert_frame_equal(ta, tb)
 
 
@@ -253,7 +256,7 @@ def test_ray_executor_runs_cells_as_ray_tasks(ray_session, plugin, tmp_path):
 
 @pytest.mark.slow
 def test_synthetic_grid_regenerates_its_leaderboard_end_to_end(tmp_path, monkeypatch):
-    from regbench.cli_grid import grid_cmd, leaderboard_cmd
+    from regbench.cli.grid import grid_cmd, leaderboard_cmd
 
     monkeypatch.setenv("REGBENCH_CACHE", str(tmp_path / "cache"))
     results, out = str(tmp_path / "results"), tmp_path / "lb"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from regbench import leaderboard as lb
+from regbench.grid import leaderboard as lb
 
 GOLDEN = Path(__file__).parent / "golden"
 REPORTED = [{"method": "soma", "label": "SOMA (paper)", "dataset": "sopatch_sen1_2", "protocol": "main",

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regbench import metrics, protocol
+from regbench import metrics, protocol, store
 
 
 def test_draws_stay_in_protocol_ranges():
@@ -40,14 +40,14 @@ def test_draws_identical_across_processes():
 def test_manifest_written_once_and_guarded(tmp_path):
     p = protocol.get_protocol("main")
     path = tmp_path / "m.json"
-    first = protocol.load_or_create_manifest(path, p, "d", "test", ["a", "b"])
+    first = store.load_or_create_manifest(path, p, "d", "test", ["a", "b"])
     assert json.loads(path.read_text())["deformations"] == first
-    assert protocol.load_or_create_manifest(path, p, "d", "test", ["b"]) == {"b": first["b"]}
+    assert store.load_or_create_manifest(path, p, "d", "test", ["b"]) == {"b": first["b"]}
     data = json.loads(path.read_text())
     data["deformations"]["a"]["tx"] = 0.0
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="checksum"):
-        protocol.load_or_create_manifest(path, p, "d", "test", ["a"])
+        store.load_or_create_manifest(path, p, "d", "test", ["a"])
     with pytest.raises(KeyError, match="known protocols"):
         protocol.get_protocol("mian")
 

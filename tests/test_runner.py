@@ -1,3 +1,4 @@
+import json
 import math
 import re
 
@@ -8,7 +9,7 @@ from scipy.ndimage import fourier_shift
 
 from regbench import registry, tracking
 from regbench.cli import main
-from regbench.datasets.base import DatasetError
+from regbench.errors import DatasetError
 from regbench.methods.phase_correlation import PhaseCorrelation
 from regbench.runner import evaluate
 from regbench.types import Pair
@@ -21,9 +22,9 @@ def methods(monkeypatch):
 
 
 def test_identity_is_perfect_without_deformation_and_poor_with(tiny, results):
-    none = evaluate("identity", tiny, protocol_name="none", results_dir=results, log_mlflow=False)
+    none = evaluate("identity", tiny, protocol="none", results_dir=results, log_mlflow=False)
     assert none.summary["cmr_1px"] == 1.0 and none.summary["r_avg"] == 0.0
-    main_ = evaluate("identity", tiny, protocol_name="main", results_dir=results, log_mlflow=False)
+    main_ = evaluate("identity", tiny, protocol="main", results_dir=results, log_mlflow=False)
     assert main_.summary["cmr_1px"] == 0.0 and main_.summary["r_avg"] > 5
 
 
@@ -72,7 +73,7 @@ def test_unknown_names_fail_with_suggestions(tiny, results):
     with pytest.raises(registry.UnknownNameError, match="Did you mean identity"):
         evaluate("identiy", tiny, results_dir=results)
     with pytest.raises(KeyError, match="known protocols"):
-        evaluate("identity", tiny, protocol_name="strict", results_dir=results)
+        evaluate("identity", tiny, protocol="strict", results_dir=results)
 
 
 def test_cli_run_logs_the_printed_metrics_to_mlflow(tiny, results):
@@ -81,11 +82,18 @@ def test_cli_run_logs_the_printed_metrics_to_mlflow(tiny, results):
     run_id = re.search(r"MLflow run: (\w+)", out.output).group(1)
     logged = tracking.read_run_metrics(run_id, results)
     lines = out.output.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["method"])
-    printed = dict(zip(lines[at].split(), lines[at + 1].split()))
-    for k in ("cmr_1px", "cmr_3px", "cmr_5px", "r_avg"):
-        assert float(printed[k]) == pytest.approx(logged[k], abs=5e-4)
+    at = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    heads = re.split(r"\s{2,}", lines[at].strip())
+    printed = dict(zip(heads, lines[at + 2].split()))
+    for k, head in (("cmr_1px", "CMR@1 (%)"), ("cmr_3px", "CMR@3 (%)"), ("cmr_5px", "CMR@5 (%)")):
+        assert float(printed[head]) == pytest.approx(100 * logged[k], abs=0.05)
+    assert float(printed["R_avg (px)"]) == pytest.approx(logged["r_avg"], abs=0.005)
     assert logged["n_pairs"] == 6
+    again = CliRunner().invoke(main, ["run", "-m", "phase_correlation", "-d", tiny, "--results",
+                                                      str(results), "--json"])
+    record = json.loads(again.stdout)  # one JSON document on stdout, nothing else
+    for k in ("cmr_1px", "cmr_3px", "cmr_5px", "r_avg"):
+        assert record["summary"][k] == pytest.approx(logged[k], abs=1e-9)
 
 
 def test_cli_reports_bad_names_and_sets(tiny, results):

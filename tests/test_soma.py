@@ -12,9 +12,9 @@ import torch
 from torchvision.ops import deform_conv2d
 
 from regbench import registry
-from regbench.config import ConfigError
+from regbench.errors import ConfigError
 from regbench.geometry import matrix_to_flow
-from regbench.methods.base import WeightsMissingError
+from regbench.errors import WeightsMissingError
 from regbench.methods.soma import ops
 from regbench.methods.soma.fge import ANGLES, FGE, GradientFilter, rotated_sobel
 from regbench.methods.soma.loss import soma_loss
@@ -376,7 +376,7 @@ def test_bench_loads_a_released_code_checkout_with_a_stand_in_dinov2(tmp_path, m
     """``bench soma --released-code``: the checkout's modules are imported with ``torch.hub.load``
     answered by the stand-in (bound at import, as the released ``encoder.py`` does), and leave
     no ``models`` package behind; a folder that is not a checkout is one clear error."""
-    from regbench.methods.soma import bench
+    from regbench.bench import soma as bench
 
     with pytest.raises(ConfigError, match="traslauc/SOMA"):
         bench.released_code_forward(str(tmp_path), torch.device("cpu"))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from regbench import registry
-from regbench.datasets.base import DatasetError
+from regbench.errors import DatasetError
 from regbench.datasets.synthetic import BUILDING, CROP, FOREST, MEADOW, ROAD, WATER, Synthetic, generate_pair
 
 

@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 from regbench import geometry, metrics, registry
-from regbench.config import ConfigError, merge
+from regbench.config import merge
+from regbench.errors import ConfigError
 from regbench.datasets.base import PairDataset
 from regbench.methods.base import MethodConfig, TrainableMethod
 from regbench.protocol import deform, draw_deformation, get_protocol, pair_seed
-from regbench.train_data import DeformedPairs
-from regbench.trainer import TrainConfig, Trainer, load_recipe, resolve_amp, train
+from regbench.train import TrainConfig, Trainer, load_recipe, resolve_amp, train
+from regbench.train.data import DeformedPairs
 from regbench.types import Pair, Prediction
 
 SIZE = 64

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from regbench.datasets.base import DatasetConfig, DatasetError, PairDataset
+from regbench.datasets.base import DatasetConfig, PairDataset
+from regbench.errors import DatasetError
 
 
 @dataclass

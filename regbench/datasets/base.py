@@ -10,13 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-import cv2
 import numpy as np
 import yaml
 
-
-class DatasetError(RuntimeError):
-    """A dataset folder is missing, incomplete or malformed; the message says how to fix it."""
+from ..errors import DatasetError
 
 
 @dataclass
@@ -110,6 +107,8 @@ def resolve_root(config_root: str | None, names: Sequence[str]) -> Path:
 
 def read_image(path: Path, gray: bool) -> np.ndarray:
     """Read an 8/16-bit image as float32 in [0, 1]; (H, W) if ``gray`` else (H, W, 3) RGB."""
+    import cv2
+
     if not path.is_file():
         raise DatasetError(f"image file missing: {path}")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -22,7 +22,8 @@ from typing import ClassVar, Sequence
 import cv2
 import numpy as np
 
-from .base import DatasetConfig, DatasetError, PairDataset, read_image, resolve_root, user_config_path
+from .base import DatasetConfig, PairDataset, read_image, resolve_root, user_config_path
+from ..errors import DatasetError
 from .manifest import Manifest, load_manifest, manifest_path
 
 _FIELD = re.compile(r"\{(\w+)\}")

@@ -5,8 +5,6 @@ deformation (:func:`regbench.protocol.deformed_pair`): what the runner evaluates
 """
 from __future__ import annotations
 
-import time
-
 from torch.utils.data import DataLoader, Dataset
 
 from .. import protocol as proto
@@ -29,32 +27,16 @@ class ProtocolPairs(Dataset):
         return proto.deformed_pair(self.ds, self.split, pair_id, self.deformations[pair_id], {**self.meta, "pair_id": pair_id})
 
 
-def pair_loader(ds: PairDataset, split: str, ids: list[str], protocol_name: str = "main", workers: int = 0,
+def pair_loader(ds: PairDataset, split: str, ids: list[str], protocol: str = "main", workers: int = 0,
                 deformations: dict[str, dict[str, float]] | None = None) -> DataLoader:
     """A DataLoader yielding one deformed :class:`~regbench.types.Pair` (with ground truth) per id.
 
     ``deformations`` defaults to the protocol's deterministic draw for each id — the values the
     runner's deformation manifest holds.
     """
-    protocol = proto.get_protocol(protocol_name)
+    spec = proto.get_protocol(protocol)
     if deformations is None:
-        deformations = {i: proto.draw_deformation(protocol, ds.name, split, i) for i in ids}
-    meta = {"dataset": ds.name, "split": split, "protocol": protocol.tag}
+        deformations = {i: proto.draw_deformation(spec, ds.name, split, i) for i in ids}
+    meta = {"dataset": ds.name, "split": split, "protocol": spec.tag}
     # no cv2.setNumThreads in workers: in a forked child it waits forever for the parent's pool threads
     return DataLoader(ProtocolPairs(ds, split, ids, deformations, meta), batch_size=None, num_workers=workers)
-
-
-def bench_loading(ds: PairDataset, split: str, n: int, workers: int, protocol_name: str = "main") -> float:
-    """Pairs per second of loading + deformation over the first ``n`` pairs of ``split``.
-
-    The clock starts once the first pair arrives (worker start-up excluded), so it measures the
-    steady rate over the remaining ``n − 1`` pairs.
-    """
-    ids = ds.ids(split)[:n]
-    if len(ids) < 2:
-        raise ValueError(f"bench_loading needs at least 2 pairs, {ds.name}/{split} has {len(ids)}")
-    t0 = 0.0
-    for k, _pair in enumerate(pair_loader(ds, split, ids, protocol_name, workers)):
-        if k == 0:
-            t0 = time.perf_counter()
-    return (len(ids) - 1) / (time.perf_counter() - t0)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..protocol import atomic_write_text
+from ..store import atomic_write_text
 from ..registry import cards_root
-from .base import DatasetError
+from ..errors import DatasetError
 
 HEADER = "# regbench split manifest"
 

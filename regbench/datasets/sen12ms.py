@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import DatasetError
+from ..errors import DatasetError
 from .folder import FileConfig, FilePairDataset, Layout, read_tiff
 
 _KEY = re.compile(r"(ROIs\d+_[a-z]+)_(?:s1|s2|lc)_(\d+)_p(\d+)")

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import DatasetError
+from ..errors import DatasetError
 from .folder import FileConfig, FilePairDataset, Layout
 from .manifest import hashed_split
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import DatasetError
+from ..errors import DatasetError
 from .folder import FileConfig, FilePairDataset, Layout
 
 SOPATCH_SOURCES = ("SEN1-2", "OSdataset", "WHU-SEN-City")

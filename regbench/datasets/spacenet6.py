@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import DatasetError
+from ..errors import DatasetError
 from .folder import FileConfig, FilePairDataset, Layout, read_tiff
 from .manifest import hashed_split
 

@@ -36,7 +36,9 @@ import cv2
 import numpy as np
 
 from ..protocol import pair_seed
-from .base import DatasetConfig, DatasetError, PairDataset
+from ..store import atomic_write
+from .base import DatasetConfig, PairDataset
+from ..errors import DatasetError
 
 GENERATOR_VERSION = 1  # bump whenever the generated pixels change: it renames the cache folder
 
@@ -350,19 +352,6 @@ def generate_pair(seed: int, size: int, looks: float) -> tuple[np.ndarray, np.nd
     return sar, opt, scene
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    """``np.save`` through a temp file and a rename, so concurrent readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def default_cache_dir() -> Path:
     """``$REGBENCH_CACHE/synthetic``, else ``~/.cache/regbench/synthetic``."""
     env = os.environ.get("REGBENCH_CACHE")
@@ -446,7 +435,7 @@ class Synthetic(PairDataset):
         if packed is None or packed.shape != (size, size, 4) or packed.dtype != np.uint8:
             sar, opt = self.generate(split, pair_id)
             packed = np.concatenate([opt, sar[..., None]], axis=2)
-            _atomic_save(path, packed)
+            atomic_write(path, lambda f: np.save(f, packed))
         data = packed / np.float32(255)
         return np.ascontiguousarray(data[..., 3]), np.ascontiguousarray(data[..., :3])
 

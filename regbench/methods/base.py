@@ -13,11 +13,8 @@ from typing import ClassVar
 
 import torch
 
+from ..errors import WeightsMissingError
 from ..types import Pair, Prediction
-
-
-class WeightsMissingError(RuntimeError):
-    """A learned method's weights are not on this machine; the message says what to fetch and where."""
 
 
 @dataclass
@@ -105,9 +102,7 @@ class TrainableMethod(Method):
         Default: ``{"config": …, "state_dict": …}``; methods with a checkpoint format override it.
         """
         from ..config import to_dict
+        from ..store import atomic_write
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({"config": to_dict(self.config), "state_dict": self.model.state_dict()}, tmp)
-        tmp.replace(path)
+        payload = {"config": to_dict(self.config), "state_dict": self.model.state_dict()}
+        atomic_write(path, lambda f: torch.save(payload, f))

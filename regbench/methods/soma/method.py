@@ -23,8 +23,10 @@ import torch.nn.functional as F
 
 from ... import config as cfg
 from ...geometry import resize_flow
+from ...store import atomic_write
 from ...types import Pair, Prediction
-from ..base import MethodConfig, TrainableMethod, WeightsMissingError, file_sha256
+from ..base import MethodConfig, TrainableMethod, file_sha256
+from ...errors import WeightsMissingError
 from .encoders import DinoFeatures, Pyramids, build_dino_vit, dino_model_name
 from .glam import GLAM, MODES, level_widths
 from .loss import soma_loss
@@ -218,11 +220,7 @@ def save_checkpoint(path: str | Path, method: "SOMA", extra: dict[str, Any] | No
     digest = state_checksum(state)
     payload = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(method.config), "sha256": digest,
                "state_dict": state, "extra": extra or {}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda f: torch.save(payload, f))
     return digest
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..grid import run_cell
+from ..cells import run_cell
 
 
 class SubmititExecutor:

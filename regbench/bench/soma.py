@@ -1,4 +1,4 @@
-"""``bench_soma``: SOMA's inference time per 512×512 pair, peak memory and parameter counts.
+"""``regbench bench soma``: SOMA's inference time per 512×512 pair, peak memory and parameter counts.
 
 TIMING ONLY, RANDOM WEIGHTS: no DINOv2 or SOMA weights exist on the benchmark machine, so the
 networks here are built with random weights (the compute does not depend on them). The method's
@@ -27,12 +27,12 @@ import timm
 import torch
 from torchvision.ops import deform_conv2d
 
-from ... import registry
-from ...config import ConfigError
-from ...device import Timer, device_name, peak_memory_mb, reset_peak_memory, select_device, synchronize
-from . import encoders, ops
-from .loss import soma_loss
-from .method import SOMAConfig, SOMANet, format_counts, parameter_counts
+from .. import registry
+from ..device import Timer, device_name, peak_memory_mb, reset_peak_memory, select_device, synchronize
+from ..errors import ConfigError
+from ..methods.soma import encoders, ops
+from ..methods.soma.loss import soma_loss
+from ..methods.soma.method import SOMAConfig, SOMANet, format_counts, parameter_counts
 
 ANCHOR_RELEASED_S = 25.65  # docs/anchor_timings.md: released code, 512² pair, fp32, 2-core CPU
 

@@ -24,24 +24,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import protocol
+from .. import metrics, protocol, store
+from .cells import grid_names, leaderboards_dir, load_grid
+from .run import grid_results
 
-#: metric -> (header, better, unit kind)
-METRICS: dict[str, tuple[str, str, str]] = {
-    "cmr_1px": ("CMR@1 (%)", "max", "pct"),
-    "cmr_2px": ("CMR@2 (%)", "max", "pct"),
-    "cmr_3px": ("CMR@3 (%)", "max", "pct"),
-    "cmr_4px": ("CMR@4 (%)", "max", "pct"),
-    "cmr_5px": ("CMR@5 (%)", "max", "pct"),
-    "r_avg": ("R_avg (px)", "min", "px"),
-    "r_avg_ok": ("R_avg ok (px)", "min", "px"),
-    "rmse_median": ("RMSE median (px)", "min", "px"),
-    "fail_rate": ("fail (%)", "min", "pct"),
-    "runtime_ms_median": ("runtime (ms)", "min", "ms"),
-    "runtime_ms_p90": ("runtime p90 (ms)", "min", "ms"),
-    "load_s": ("set-up (s)", "min", "s"),
-    "peak_mem_mb": ("peak mem (MB)", "min", "mb"),
-}
 COLUMNS = {
     "main": ["cmr_1px", "cmr_3px", "cmr_5px", "r_avg", "r_avg_ok", "fail_rate", "runtime_ms_median"],
     "runtime": ["runtime_ms_median", "runtime_ms_p90", "load_s", "peak_mem_mb", "cmr_3px"],
@@ -68,15 +54,6 @@ class Leaderboard:
     plots: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> plot data
 
 
-def _fmt(value: float, kind: str) -> str:
-    if isinstance(value, float) and math.isnan(value):
-        return "n/a"
-    if math.isinf(value):
-        return "∞"
-    return {"pct": f"{100 * value:.1f}", "px": f"{value:.2f}", "ms": f"{value:.1f}", "s": f"{value:.2f}",
-            "mb": f"{value:.0f}"}[kind]
-
-
 def _slug(*parts: str) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9.-]+", "_", p).strip("_") for p in parts if p)
 
@@ -100,7 +77,7 @@ def aggregate(results: list[dict[str, Any]]) -> pd.DataFrame:
                "protocol": c["protocol"], "seed": c["seed"], "status": r["status"], "error": r.get("error") or "",
                "device_name": rec.get("device_name", ""), "n_pairs": rec.get("n_pairs", math.nan)}
         summary = rec.get("summary", {}) if r["status"] == "ok" else {}
-        row |= {m: float(summary.get(m, math.nan)) for m in METRICS}
+        row |= {m: float(summary.get(m, math.nan)) for m in metrics.DISPLAY}
         rows.append(row)
     df = pd.DataFrame(rows)
     keys = ["label", "train_dataset", "dataset_label", "split", "protocol"]
@@ -112,7 +89,7 @@ def aggregate(results: list[dict[str, Any]]) -> pd.DataFrame:
         row |= {"status": "ok" if bad.empty else bad.iloc[0]["status"], "error": "" if bad.empty else bad.iloc[0]["error"],
                 "seeds": f"{len(ok)}/{len(g)}", "n_ok": len(ok),
                 "device_name": "; ".join(sorted(set(ok["device_name"]))), "n_pairs": ok["n_pairs"].max()}
-        for m in METRICS:
+        for m in metrics.DISPLAY:
             v = ok[m].to_numpy(float)
             row[f"{m}_mean"] = float(np.mean(v)) if len(v) else math.nan
             row[f"{m}_std"] = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
@@ -122,22 +99,22 @@ def aggregate(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _value_text(row: pd.Series, metric: str, best: float | None) -> str:
     """``mean`` or ``mean ± std`` (from two seeds up), in bold when it is the column's best."""
-    kind = METRICS[metric][2]
+    kind = metrics.DISPLAY[metric][2]
     mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
-    text = _fmt(mean, kind)
+    text = metrics.format_value(mean, kind)
     if row["n_ok"] > 1 and not math.isnan(std) and not math.isinf(mean):
-        text += f" ± {_fmt(std, kind)}"
-    is_best = best is not None and math.isfinite(mean) and float(_fmt(mean, kind)) == best
+        text += f" ± {metrics.format_value(std, kind)}"
+    is_best = best is not None and math.isfinite(mean) and float(metrics.format_value(mean, kind)) == best
     return f"**{text}**" if is_best else text
 
 
 def _best(values: pd.Series, metric: str) -> float | None:
     """The best displayed value of a column (ties share it); ``None`` when no row is worse than another."""
-    kind = METRICS[metric][2]
-    shown = [float(_fmt(v, kind)) for v in values if math.isfinite(v)]
+    kind = metrics.DISPLAY[metric][2]
+    shown = [float(metrics.format_value(v, kind)) for v in values if math.isfinite(v)]
     if len(set(shown)) + (len(shown) < len(values)) < 2:
         return None
-    return max(shown) if METRICS[metric][1] == "max" else min(shown)
+    return max(shown) if metrics.DISPLAY[metric][1] == "max" else min(shown)
 
 
 class _Notes:
@@ -162,18 +139,18 @@ def _status_text(row: pd.Series, notes: _Notes) -> str:
     return f"{row['status']} {notes.add(f'{who} on {where}: {reason}')}"
 
 
-def _metric_table(group: pd.DataFrame, metrics: list[str], notes: _Notes) -> str:
+def _metric_table(group: pd.DataFrame, columns: list[str], notes: _Notes) -> str:
     """Rows = methods, columns = metrics, best per column in bold; non-ok rows carry a footnote."""
-    best = {m: _best(group.loc[group["n_ok"] > 0, f"{m}_mean"], m) for m in metrics}
+    best = {m: _best(group.loc[group["n_ok"] > 0, f"{m}_mean"], m) for m in columns}
     rows = []
     for _, row in group.iterrows():
         label = _row_label(row)
         if row["n_ok"] == 0:
-            rows.append([label, _status_text(row, notes), *["—"] * (len(metrics) - 1), row["seeds"]])
+            rows.append([label, _status_text(row, notes), *["—"] * (len(columns) - 1), row["seeds"]])
             continue
         seeds = row["seeds"] if row["status"] == "ok" else f"{row['seeds']} {_status_text(row, notes)}"
-        rows.append([label, *[_value_text(row, m, best[m]) for m in metrics], seeds])
-    return _md_table(["Method", *[METRICS[m][0] for m in metrics], "seeds"], rows)
+        rows.append([label, *[_value_text(row, m, best[m]) for m in columns], seeds])
+    return _md_table(["Method", *[metrics.DISPLAY[m][0] for m in columns], "seeds"], rows)
 
 
 def _matrix_table(group: pd.DataFrame, metric: str, notes: _Notes) -> str:
@@ -186,14 +163,14 @@ def _matrix_table(group: pd.DataFrame, metric: str, notes: _Notes) -> str:
         cells = {r["dataset_label"]: _value_text(r, metric, best[r["dataset_label"]]) if r["n_ok"]
                  else _status_text(r, notes) for _, r in by_train.iterrows()}
         rows.append([train or "(no training set)", *[cells.get(t, "") for t in tests]])
-    return f"{METRICS[metric][0]}:\n\n" + _md_table(["trained on \\ tested on", *tests], rows)
+    return f"{metrics.DISPLAY[metric][0]}:\n\n" + _md_table(["trained on \\ tested on", *tests], rows)
 
 
 def _reported_table(reported: list[dict[str, Any]], dataset: str, proto: str) -> tuple[str, list[dict[str, Any]]]:
     match = [r for r in reported if r["dataset"] == dataset and r.get("protocol", proto) == proto]
     if not match:
         return "", []
-    rows = [[r.get("label", r["method"]), METRICS.get(r["metric"], (r["metric"],))[0], str(r["value"]), r.get("kind", ""),
+    rows = [[r.get("label", r["method"]), metrics.DISPLAY.get(r["metric"], (r["metric"],))[0], str(r["value"]), r.get("kind", ""),
              r["source"]] for r in match]
     text = ("Reported in papers — copied from the source, **not measured by regbench**; comparable only where "
             "the paper's protocol and split match ours:\n\n"
@@ -282,17 +259,17 @@ def build(name: str, spec: dict[str, Any], results: list[dict[str, Any]], report
     plots: dict[str, dict[str, Any]] = {}
     csv_reported: list[dict[str, Any]] = []
     if table_kind == "generalization":
-        metrics = spec.get("metrics", ["cmr_1px", "cmr_3px"])
+        shown = spec.get("metrics", ["cmr_1px", "cmr_3px"])
         for (label, split, proto), g in agg.groupby(["label", "split", "protocol"], sort=False):
             parts.append(f"## {label} — trained on (rows) × tested on (columns), {split} split, `{proto}` protocol")
             notes = _Notes()
-            parts += [_matrix_table(g, m, notes) for m in metrics]
+            parts += [_matrix_table(g, m, notes) for m in shown]
             if notes.items:
                 parts.append(notes.render())
             file = f"{name}-{_slug(label, split, proto)}-matrix.png"
-            plots[file] = {"kind": "matrix", "title": f"{label} ({split}, {proto})", "metric": metrics[0],
+            plots[file] = {"kind": "matrix", "title": f"{label} ({split}, {proto})", "metric": shown[0],
                            "rows": list(dict.fromkeys(g["train_dataset"])), "cols": list(dict.fromkeys(g["dataset_label"])),
-                           "values": {(r["train_dataset"], r["dataset_label"]): r[f"{metrics[0]}_mean"]
+                           "values": {(r["train_dataset"], r["dataset_label"]): r[f"{shown[0]}_mean"]
                                       for _, r in g.iterrows()}}
             parts.append(f"![{label} generalization]({file})")
     else:
@@ -362,7 +339,7 @@ def draw(plot: dict[str, Any], path: Path) -> None:
         for (i, j), v in np.ndenumerate(values):
             ax.text(j, i, "n/a" if math.isnan(v) else f"{100 * v:.1f}", ha="center", va="center", fontsize=8,
                     color="k" if math.isnan(v) else "w")
-        ax.set(xlabel="tested on", ylabel="trained on", title=f"{METRICS[plot['metric']][0]} — {plot['title']}")
+        ax.set(xlabel="tested on", ylabel="trained on", title=f"{metrics.DISPLAY[plot['metric']][0]} — {plot['title']}")
         fig.colorbar(im, ax=ax)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -375,8 +352,8 @@ def write(board: Leaderboard, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{board.name}.md", out / f"{board.name}.csv"]
-    protocol.atomic_write_text(paths[0], board.markdown)
-    protocol.atomic_write_text(paths[1], board.table.to_csv(index=False, float_format="%.6g"))
+    store.atomic_write_text(paths[0], board.markdown)
+    store.atomic_write_text(paths[1], board.table.to_csv(index=False, float_format="%.6g"))
     for file, plot in board.plots.items():
         draw(plot, out / file)
         paths.append(out / file)
@@ -384,8 +361,6 @@ def write(board: Leaderboard, out_dir: str | Path) -> list[Path]:
 
 
 def load_reported(path: str | Path | None = None) -> list[dict[str, Any]]:
-    from .grid import leaderboards_dir
-
     path = Path(path) if path else leaderboards_dir() / "reported.yaml"
     entries = (yaml.safe_load(path.read_text()) or {}).get("reported", []) if path.exists() else []
     for e in entries:
@@ -395,12 +370,14 @@ def load_reported(path: str | Path | None = None) -> list[dict[str, Any]]:
     return entries
 
 
-def regenerate(name: str, results_dir: str | Path = "results", out_dir: str | Path | None = None,
+def regenerate(name: str | None, results_dir: str | Path = "results", out_dir: str | Path | None = None,
                limit: int | None = None) -> list[Path]:
-    """Rebuild the leaderboard of grid ``name`` (``leaderboards/<name>.yaml``) from ``results_dir``."""
-    from .grid import grid_results, leaderboards_dir, load_grid
-
-    grid = load_grid(name, limit=limit)
-    board = build(grid.name, grid.spec, grid_results(grid, results_dir), load_reported(),
-                  grid_file=f"{grid.path.parent.name}/{grid.path.name}" if grid.path else "")
-    return write(board, out_dir or leaderboards_dir())
+    """Rebuild the leaderboard of grid ``name`` (``leaderboards/<name>.yaml``; every grid when
+    ``None``) from ``results_dir``; returns the files written."""
+    written = []
+    for grid_name in [name] if name else grid_names():
+        grid = load_grid(grid_name, limit=limit)
+        board = build(grid.name, grid.spec, grid_results(grid, results_dir), load_reported(),
+                      grid_file=f"{grid.path.parent.name}/{grid.path.name}" if grid.path else "")
+        written += write(board, out_dir or leaderboards_dir())
+    return written

@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import protocol, registry, runner, tracking
-from .types import Prediction
+from .. import protocol, registry, runner, store, tracking
+from ..types import Prediction
 
 
 def bench_harness(dataset: str = "synthetic-512", n_pairs: int = 50, echo: Callable[[str], Any] = print) -> dict[str, float]:
@@ -35,7 +35,7 @@ def bench_harness(dataset: str = "synthetic-512", n_pairs: int = 50, echo: Calla
             protocol.deform(sar, deformations[i])
             t2 = time.perf_counter()
             flow = np.zeros((*sar.shape, 2), np.float32)
-            runner._save_prediction(root / f"{i}.npz", Prediction(flow=flow), sar.shape, 1.0, deformations[i])
+            store.save_prediction(store.prediction_path(root, i), Prediction(flow=flow), sar.shape, 1.0, deformations[i])
             t3 = time.perf_counter()
             for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
                 stages[k] += dt

@@ -1,26 +1,21 @@
-"""``regbench data``: check a dataset folder, describe a dataset, write split manifests, time loading.
-
-Library functions (:func:`verify`, :func:`info`, :func:`write_manifests`) plus the click group
-:data:`data`, which ``regbench.cli`` mounts with ``main.add_command(data)``.
-"""
+"""Checking and describing dataset folders: :func:`verify`, :func:`info`, :func:`write_manifests`
+(the library behind ``regbench data verify | info | manifest``)."""
 from __future__ import annotations
 
-import sys
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
-from . import config as cfg
-from .cli_common import parse_cli_sets
-from . import registry
-from .datasets.base import DatasetError
-from .datasets.base import resolve_root, user_config_path
-from .datasets.folder import FilePairDataset, first
-from .datasets.manifest import Manifest, manifest_path, write_manifest
+from .. import config as cfg
+from .. import registry
+from ..errors import DatasetError
+from .base import resolve_root, user_config_path
+from .folder import FilePairDataset, first
+from .manifest import Manifest, manifest_path, write_manifest
 
 
 @dataclass
@@ -76,6 +71,12 @@ class Report:
     def ok(self) -> bool:
         return self.error is None and not any(s.problems for s in self.splits)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (``regbench data verify --json``)."""
+        return {"dataset": self.dataset, "root": self.root, "ok": self.ok, "error": self.error,
+                "splits": [{**dataclasses.asdict(s), "formats": dict(s.formats), "problems": s.problems}
+                           for s in self.splits]}
+
     def __str__(self) -> str:
         head = f"dataset {self.dataset} at {self.root}: {'OK' if self.ok else 'PROBLEMS FOUND'}\nexpected layout:\n{self.layout}"
         body = [f"ERROR {self.error}"] if self.error else [str(s) for s in self.splits]
@@ -113,11 +114,12 @@ def _check_pairs(ds: FilePairDataset, split: str, pairs: list[tuple[str, str]], 
                 report.bad.append(str(e))
 
 
-def verify(dataset: str, root: str | Path | None = None, sample: int = 32, sets: dict[str, Any] | None = None) -> Report:
+def verify(dataset: str, root: str | Path | None = None, limit: int | None = 32,
+           sets: dict[str, Any] | None = None) -> Report:
     """Check a dataset folder against its layout and manifests.
 
     Per split: pairs found vs the manifest (missing files, extra pairs), images without partner,
-    files fitting no name pattern, and ``sample`` pairs decoded (evenly spread; 0 = all) for size,
+    files fitting no name pattern, and ``limit`` pairs decoded (evenly spread; None = all) for size,
     dtype, channels and corruption.
     """
     ds = _build(dataset, root, sets)
@@ -151,7 +153,7 @@ def verify(dataset: str, root: str | Path | None = None, sample: int = 32, sets:
         if not scan.pairs and not scan.orphans:
             sr.error = ds.not_found_message(split).splitlines()[0] + " " + ds.found_description(split)
             continue
-        pick = wanted if sample <= 0 or len(wanted) <= sample else [wanted[int(k)] for k in np.linspace(0, len(wanted) - 1, sample)]
+        pick = wanted if limit is None or len(wanted) <= limit else [wanted[int(k)] for k in np.linspace(0, len(wanted) - 1, limit)]
         _check_pairs(ds, split, [scan.pairs[i] for i in pick], sr)
     return report
 
@@ -201,64 +203,3 @@ def write_manifests(dataset: str, root: str | Path | None = None, splits: list[s
             )
         written.append(write_manifest(new, Path(out) if out else None))
     return written
-
-
-# ------------------------------------------------------------------------------------------ CLI
-@click.group("data")
-def data() -> None:
-    """Check, describe and split the real datasets."""
-
-
-@data.command("verify")
-@click.option("--dataset", "-d", required=True)
-@click.option("--root", default=None, help="dataset folder (else $REGBENCH_DATA/<dataset> or the user config)")
-@click.option("--sample", default=32, show_default=True, help="pairs decoded per split (0 = all)")
-@click.option("--data-set", "data_sets", multiple=True, help="dataset config override key=value")
-def verify_cmd(dataset: str, root: str | None, sample: int, data_sets: tuple[str, ...]) -> None:
-    """Check a dataset folder: layout, pair counts against the manifests, partners, decodable images, sizes."""
-    report = verify(dataset, root, sample, parse_cli_sets(data_sets))
-    click.echo(str(report))
-    sys.exit(0 if report.ok else 1)
-
-
-@data.command("info")
-@click.option("--dataset", "-d", required=True)
-def info_cmd(dataset: str) -> None:
-    """What a dataset is, its licence, download page, expected layout and split."""
-    click.echo(info(dataset))
-
-
-@data.command("manifest")
-@click.option("--dataset", "-d", required=True)
-@click.option("--root", default=None)
-@click.option("--split", "splits", multiple=True, help="split(s) to write (default: all)")
-@click.option("--out", default=None, help="folder to write to (default: the committed datasets/<dataset>/)")
-@click.option("--force", is_flag=True, help="replace a committed manifest that differs")
-@click.option("--data-set", "data_sets", multiple=True, help="dataset config override key=value")
-def manifest_cmd(dataset: str, root: str | None, splits: tuple[str, ...], out: str | None, force: bool,
-                 data_sets: tuple[str, ...]) -> None:
-    """Write split manifests from a complete copy of a dataset (its split rule applied to the files)."""
-    for path in write_manifests(dataset, root, list(splits) or None, out, force, parse_cli_sets(data_sets)):
-        click.echo(f"wrote {path}")
-
-
-@data.command("bench")
-@click.option("--dataset", "-d", required=True)
-@click.option("--root", default=None)
-@click.option("--split", default="test", show_default=True)
-@click.option("--pairs", default=200, show_default=True)
-@click.option("--workers", multiple=True, type=int, default=(0, 2), show_default=True)
-@click.option("--protocol", default="main", show_default=True)
-@click.option("--data-set", "data_sets", multiple=True, help="dataset config override key=value")
-def bench_cmd(dataset: str, root: str | None, split: str, pairs: int, workers: tuple[int, ...], protocol: str,
-              data_sets: tuple[str, ...]) -> None:
-    """Pairs per second of reading (OpenCV, DataLoader workers) + the protocol's SAR deformation."""
-    from .datasets.loader import bench_loading
-
-    ds = registry.build_dataset(dataset, parse_cli_sets(data_sets) | ({"root": root} if root else {}))
-    ids = ds.ids(split)
-    h, w = ds.load(split, ids[0])[0].shape
-    for n_workers in workers:
-        rate = bench_loading(ds, split, pairs, n_workers, protocol)
-        click.echo(f"{dataset}/{split} {h}×{w} workers={n_workers}: {rate:.1f} pairs/s "
-                   f"({min(pairs, len(ids))} pairs, protocol {protocol})")

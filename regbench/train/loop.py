@@ -1,4 +1,4 @@
-"""``regbench train``: the generic training loop of every :class:`~regbench.methods.base.TrainableMethod`.
+"""The generic training loop (``regbench train``) of every :class:`~regbench.methods.base.TrainableMethod`.
 
 The trainer owns data, optimiser, schedule, mixed precision, checkpoints and curves; the method
 owns its network, loss and parameter groups. Per epoch: random protocol deformations of the train
@@ -15,8 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +25,15 @@ import pandas as pd
 import torch
 import yaml
 
-from . import config as cfg
-from . import metrics, registry
-from .datasets.base import PairDataset
-from .device import select_device
-from .methods.base import TrainableMethod
-from .protocol import atomic_write_text, get_protocol
-from .train_data import DeformedPairs, sample_to_pair
+from .. import config as cfg
+from .. import metrics, registry, tracking
+from ..datasets.base import PairDataset
+from ..device import select_device
+from ..errors import UnknownNameError
+from ..methods.base import TrainableMethod
+from ..protocol import get_protocol
+from ..store import atomic_write, atomic_write_text
+from .data import DeformedPairs, sample_to_pair
 
 LogFn = Callable[[dict[str, float], int], None]
 
@@ -111,24 +111,12 @@ def load_recipe(name: str) -> dict[str, Any]:
     path = registry.cards_root() / "methods" / "recipes" / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise FileNotFoundError(f"no training recipe {path}; known recipes: {', '.join(known) or 'none'}")
+        raise UnknownNameError(f"no training recipe {path}; known recipes: {', '.join(known) or 'none'}")
     recipe = yaml.safe_load(path.read_text()) or {}
     unknown = set(recipe) - {"name", "description", "method", "dataset", "sets", "dataset_sets", "train"}
     if unknown:
         raise cfg.ConfigError(f"recipe {path}: unknown keys {sorted(unknown)}")
     return recipe
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class Curves:
@@ -161,6 +149,7 @@ class Trainer:
         config: training settings.
         out_dir: where checkpoints and curves go.
         log: ``log(metrics, step)`` callback (e.g. an MLflow logger), called besides ``curves.csv``.
+        progress: called with (optimiser steps done, total steps) after every step.
         run_info: what is being trained (names and resolved configs); stored in the checkpoints,
             and a resumed run must match it.
     """
@@ -173,8 +162,11 @@ class Trainer:
         out_dir: str | Path,
         log: LogFn | None = None,
         run_info: dict[str, Any] | None = None,
+        progress: Callable[[int, int], Any] | None = None,
     ) -> None:
-        self.method, self.config, self.out_dir, self.user_log = method, config, Path(out_dir), log
+        self.method, self.config, self.out_dir = method, config, Path(out_dir)
+        self.loggers: list[LogFn] = [log] if log else []
+        self.progress = progress
         self.device = method.device
         self.amp_dtype = resolve_amp(config.amp, self.device)
         self.run_info = {**(run_info or {}), "train_config": cfg.to_dict(config)}
@@ -236,7 +228,7 @@ class Trainer:
         }
 
     def save_last(self) -> None:
-        _atomic_save(self.state_dict(), self.last_path)
+        atomic_write(self.last_path, lambda f: torch.save(self.state_dict(), f))
 
     def load_last(self) -> int:
         """Restore the full training state from ``last.pt`` (refusing a different run's file).
@@ -266,8 +258,8 @@ class Trainer:
     def log(self, values: dict[str, float], step: int) -> None:
         assert self.curves is not None
         self.curves.write(values, step, self.epoch)
-        if self.user_log is not None:
-            self.user_log(values, step)
+        for log in self.loggers:
+            log(values, step)
 
     # ---- loop --------------------------------------------------------------------------------
     def epoch_order(self, epoch: int) -> list[int]:
@@ -378,6 +370,8 @@ class Trainer:
             for batch in loader:
                 window.append(self.train_step(self.to_device(batch)))
                 self.step += 1
+                if self.progress:
+                    self.progress(self.step, self.config.epochs * self.steps_per_epoch)
                 self.step_in_epoch += 1
                 if self.step % self.config.log_every == 0 or self.step_in_epoch == self.steps_per_epoch:
                     logs = {f"train/{k}": float(np.mean([w[k] for w in window])) for k in window[0]}
@@ -398,19 +392,24 @@ def train(
     dataset: str | None = None,
     sets: dict[str, Any] | None = None,
     train_sets: dict[str, Any] | None = None,
+    dataset_sets: dict[str, Any] | None = None,
     out_dir: str | Path | None = None,
+    results_dir: str | Path = "results",
     device: str = "auto",
     resume: bool = True,
-    log: LogFn | None = None,
-    dataset_sets: dict[str, Any] | None = None,
     recipe: str | None = None,
+    log_mlflow: bool = True,
+    log: LogFn | None = None,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> Path:
     """Train registry method ``method`` on registry dataset ``dataset``; returns the best weights' path.
 
     ``recipe`` names ``methods/recipes/<recipe>.yaml``, which supplies method, dataset and settings
     (arguments given here override it). Settings merge: ``TrainConfig`` defaults < recipe
     ``train:`` < ``train_sets``; method config: card < recipe ``sets:`` < ``sets``.
-    ``out_dir`` defaults to ``results/train/<method>-<dataset>`` (where ``regbench.grid`` looks).
+    ``out_dir`` defaults to ``<results_dir>/train/<method>-<dataset>`` (where ``regbench.grid``
+    looks); curves go to ``curves.csv`` there, to ``log`` and, with ``log_mlflow``, to the MLflow
+    store of ``results_dir``.
     """
     rec = load_recipe(recipe) if recipe else {}
     method = method or rec.get("method")
@@ -433,8 +432,12 @@ def train(
         "dataset_config": cfg.to_dict(data.config),
         "recipe": recipe,
     }
-    out = Path(out_dir) if out_dir else Path("results") / "train" / f"{method}-{dataset}"
-    return Trainer(model, data, config, out, log=log, run_info=run_info).fit(resume=resume)
-
-
-__all__ = ["TrainConfig", "Trainer", "train", "load_recipe", "resolve_amp"]
+    out = Path(out_dir) if out_dir else Path(results_dir) / "train" / f"{method}-{dataset}"
+    trainer = Trainer(model, data, config, out, log=log, run_info=run_info, progress=progress)
+    if not log_mlflow:
+        return trainer.fit(resume=resume)
+    with tracking.training_run(f"train:{recipe or method}@{dataset}", trainer.run_info, results_dir) as mlflow_log:
+        trainer.loggers.append(mlflow_log)
+        best = trainer.fit(resume=resume)
+        tracking.log_training_outputs(out, best)
+    return best

@@ -31,7 +31,7 @@ def exit_reason(returncode: int) -> str:
 
 
 class LocalExecutor:
-    """Run tasks as local subprocesses (``python -m regbench.executors.worker``)."""
+    """Run tasks as local subprocesses (``python -m regbench.grid.executors.worker``)."""
 
     def __init__(self, max_parallel: int = 1, poll_s: float = 0.1) -> None:
         if max_parallel < 1:
@@ -54,7 +54,7 @@ class LocalExecutor:
                                                      "mlflow_parent": mlflow_parent}))
                     with open(log_file, "w") as log:
                         proc = subprocess.Popen(
-                            [sys.executable, "-m", "regbench.executors.worker", str(task_file), str(results_dir),
+                            [sys.executable, "-m", "regbench.grid.executors.worker", str(task_file), str(results_dir),
                              str(outcome_file)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                     running[proc] = (task, log_file, outcome_file)

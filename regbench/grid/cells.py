@@ -35,26 +35,22 @@ import datetime as dt
 import importlib
 import itertools
 import json
-import math
 import os
 import platform
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from . import config as cfg
-from . import protocol, registry
+from .. import config as cfg
+from .. import protocol, registry, store
+from ..errors import GridError, UnknownNameError
 
 CELL_FORMAT = 1
 TABLES = ("main", "ablation", "generalization", "runtime")
 DEFAULT_CHECKPOINT = "results/train/{method}-{train_dataset}/best.pt"
-
-
-class GridError(ValueError):
-    """A grid file is malformed; the message names the key."""
 
 
 @dataclass
@@ -170,10 +166,12 @@ def _resolve(cell: Cell) -> Cell:
 
 
 def expand(spec: dict[str, Any], limit: int | None = None, methods: list[str] | None = None,
-           device: str | None = None) -> list[Cell]:
+           device: str | None = None, sets: dict[str, Any] | None = None, dataset_sets: dict[str, Any] | None = None,
+           seeds: list[int] | None = None) -> list[Cell]:
     """The cells of a grid spec, in table order (dataset, split, protocol, method, training set, seed).
 
-    ``limit``, ``device`` override the file's values; ``methods`` keeps only those names or labels.
+    ``limit``, ``device`` and ``seeds`` override the file's values; ``sets`` / ``dataset_sets`` are
+    merged over every method / dataset entry's own; ``methods`` keeps only those names or labels.
     """
     unknown = set(spec) - {"name", "title", "description", "table", "methods", "datasets", "splits", "split",
                            "protocols", "protocol", "seeds", "seed", "limit", "shards", "device", "imports",
@@ -198,28 +196,49 @@ def expand(spec: dict[str, Any], limit: int | None = None, methods: list[str] | 
         extra = set(m) - {"name", "set", "label", "train_on", "checkpoint", "shards", "seeds"}
         if extra or set(d) - {"name", "set", "label"}:
             raise GridError(f"unknown keys in grid entry {m if extra else d!r}")
-        seeds = m.get("seeds") or _scalars(spec, "seeds", "seed", 0)
-        for train, seed in itertools.product(m.get("train_on") or [None], seeds):
-            sets = dict(m.get("set") or {})
+        for train, seed in itertools.product(m.get("train_on") or [None],
+                                             seeds or m.get("seeds") or _scalars(spec, "seeds", "seed", 0)):
+            method_sets = dict(m.get("set") or {})
             if train is not None:
                 checkpoint = m.get("checkpoint", DEFAULT_CHECKPOINT)
-                sets["weights"] = checkpoint.format(method=m["name"], train_dataset=train, seed=seed)
-            cell = Cell(method=m["name"], dataset=d["name"], split=split, protocol=proto, seed=int(seed),
-                        limit=limit if limit is not None else spec.get("limit"), sets=sets,
-                        dataset_sets=dict(d.get("set") or {}), train_dataset=train, label=m.get("label", m["name"]),
+                method_sets["weights"] = checkpoint.format(method=m["name"], train_dataset=train, seed=seed)
+            cell = Cell(method=m["name"], dataset=d["name"], split=split, protocol=proto, seed=_int(seed, "seeds"),
+                        limit=limit if limit is not None else spec.get("limit"), sets=method_sets | (sets or {}),
+                        dataset_sets=dict(d.get("set") or {}) | (dataset_sets or {}), train_dataset=train,
+                        label=m.get("label", m["name"]),
                         dataset_label=d.get("label", d["name"]), device=device or spec.get("device", "auto"),
                         shards=int(m.get("shards", spec.get("shards", 1))), imports=imports)
             cells.append(_resolve(cell))
     return cells
 
 
+def _int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise GridError(f"grid key {key!r}: {value!r} is not an integer")
+    return value
+
+
+def grid_names() -> list[str]:
+    """The grids in ``leaderboards/`` (every YAML file but ``reported.yaml``)."""
+    return sorted(p.stem for p in leaderboards_dir().glob("*.yaml") if p.stem != "reported")
+
+
 def load_grid(name_or_path: str | Path, limit: int | None = None, methods: list[str] | None = None,
-              device: str | None = None) -> Grid:
+              device: str | None = None, sets: dict[str, Any] | None = None,
+              dataset_sets: dict[str, Any] | None = None, seeds: list[int] | None = None) -> Grid:
+    """Read a grid file (a path, or the name of a grid in ``leaderboards/``) and expand its cells."""
     path = grid_path(name_or_path)
     if not path.exists():
+        if path.parent == leaderboards_dir() and not Path(name_or_path).suffix:
+            raise UnknownNameError(f"unknown grid {str(name_or_path)!r}; grids in {path.parent}: {', '.join(grid_names())}")
         raise GridError(f"no grid file {path}")
-    spec = yaml.safe_load(path.read_text()) or {}
-    return Grid(spec.get("name", path.stem), spec, expand(spec, limit, methods, device), path)
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise GridError(f"grid file {path} is not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(spec, dict):
+        raise GridError(f"grid file {path} must be a YAML mapping (name, methods, datasets, …)")
+    return Grid(spec.get("name", path.stem), spec, expand(spec, limit, methods, device, sets, dataset_sets, seeds), path)
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -241,7 +260,7 @@ def _write_result(results_dir: str | Path, cell: Cell, status: str, **fields: An
     result = {"cell_id": cell.id, "cell": cell.to_dict(), "status": status, **fields,
               "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "worker": {"host": platform.node(), "pid": os.getpid()}}
-    protocol.atomic_write_text(cell_dir(results_dir, cell.id) / "result.json", json.dumps(result, indent=1, default=str))
+    store.atomic_write_json(cell_dir(results_dir, cell.id) / "result.json", result)
     return result
 
 
@@ -255,7 +274,7 @@ def run_cell(cell_dict: dict[str, Any], results_dir: str, shard: tuple[int, int]
     Returns:
         ``{"status": "ok" | "failed", "error": str | None, ...}``
     """
-    from .runner import evaluate
+    from ..runner import evaluate
 
     cell = Cell.from_dict(cell_dict)
     import_modules(cell.imports)
@@ -276,14 +295,11 @@ def run_cell(cell_dict: dict[str, Any], results_dir: str, shard: tuple[int, int]
         return {"status": "failed", "error": error}
     out = cell_dir(results_dir, cell.id)
     out.mkdir(parents=True, exist_ok=True)
-    result.table.to_csv(out / ".per_pair.csv.tmp", index=False)
-    (out / ".per_pair.csv.tmp").replace(out / "per_pair.csv")
+    store.atomic_write_text(out / "per_pair.csv", result.table.to_csv(index=False))
     logged = {"mlflow_run_id": result.record["mlflow_run_id"]} if "mlflow_run_id" in result.record else {}
     _write_result(results_dir, cell, "ok", error=None, record=result.record, run_dir=str(result.run_dir), **logged)
     return {"status": "ok", "error": None}
 
-
-# --- orchestration ---------------------------------------------------------------------------
 
 @dataclass
 class Task:
@@ -295,186 +311,3 @@ class Task:
     @property
     def key(self) -> str:
         return self.cell.id[:16] + (f".shard{self.shard[0]}of{self.shard[1]}" if self.shard else "")
-
-
-OnDone = Callable[[Task, dict[str, Any]], None]
-
-
-@dataclass
-class GridReport:
-    """What one ``run_grid`` call did, cell by cell."""
-
-    grid: str
-    n_cells: int
-    skipped: list[Cell] = field(default_factory=list)
-    ok: list[Cell] = field(default_factory=list)
-    failed: list[tuple[Cell, str]] = field(default_factory=list)
-    crashed: list[tuple[Cell, str]] = field(default_factory=list)
-    invalid: list[tuple[Cell, str]] = field(default_factory=list)
-    earlier_failed: list[tuple[Cell, str]] = field(default_factory=list)
-    parent_run_id: str | None = None
-
-    @property
-    def complete(self) -> bool:
-        """Every valid cell has a stored outcome (nothing left for a rerun to do)."""
-        return not self.crashed
-
-    def format(self) -> str:
-        lines = [f"grid {self.grid}: {self.n_cells} cells — {len(self.ok)} ran ok, {len(self.failed)} failed, "
-                 f"{len(self.crashed)} crashed, {len(self.skipped)} already done, {len(self.invalid)} invalid"]
-        for title, items in (("failed (recorded; rerun with --retry-failed)", self.failed),
-                             ("failed in an earlier run (skipped; --retry-failed runs them again)", self.earlier_failed),
-                             ("crashed (no result; the next run of the grid runs them again)", self.crashed),
-                             ("invalid (cannot be resolved)", self.invalid)):
-            if items:
-                lines.append(f"{title}:")
-                lines += [f"  {c.id[:12]} {c.name}: {reason.splitlines()[0][:300]}" for c, reason in items]
-        if self.parent_run_id:
-            lines.append(f"MLflow parent run: {self.parent_run_id}")
-        return "\n".join(lines)
-
-
-def grid_hash(grid: Grid) -> str:
-    return cfg.config_hash({"name": grid.name, "cells": [c.id for c in grid.cells]})
-
-
-def mlflow_parent_run(grid: Grid, results_dir: str | Path) -> str:
-    """The MLflow parent run of this grid: reused when an earlier run of the same cells exists."""
-    from . import tracking
-
-    tags = {"regbench.grid": grid.name, "regbench.grid_hash": grid_hash(grid), "regbench.grid_file": str(grid.path or "")}
-    return tracking.parent_run(f"grid:{grid.name}", tags, "regbench.grid_hash", results_dir)
-
-
-def _log_child(result_path: Path, results_dir: str | Path, parent: str) -> None:
-    """Log a finished cell's record as a child of ``parent`` and store the MLflow run id in its result."""
-    from . import tracking
-
-    result = json.loads(result_path.read_text())
-    record = result["record"]
-    run_dir = Path(result["run_dir"])
-    artifacts = [result_path.parent / "per_pair.csv", run_dir / "config.json", *sorted((run_dir / "figures").glob("*.png"))]
-    run_id = tracking.log_run(record, [a for a in artifacts if a.exists()], results_dir, parent_run_id=parent,
-                              extra_tags={"regbench.cell_id": result["cell_id"]})
-    result["mlflow_run_id"] = run_id
-    protocol.atomic_write_text(result_path, json.dumps(result, indent=1, default=str))
-
-
-def _merge_shards(cell: Cell, shard_outcomes: list[dict[str, Any]], results_dir: str | Path) -> dict[str, Any]:
-    """Score the merged prediction cache of a sharded cell (in this process; no method set-up)."""
-    outcome = run_cell(cell.to_dict(), str(results_dir))
-    path = cell_dir(results_dir, cell.id) / "result.json"
-    if outcome["status"] == "ok":  # set-up time and memory of the shards, as one run would report them
-        result = json.loads(path.read_text())
-        summary = result["record"]["summary"]
-        for k in ("load_s", "peak_mem_mb"):
-            values = [o[k] for o in shard_outcomes if math.isfinite(o.get(k, math.nan))]
-            summary[k] = max(values) if values else summary[k]
-        result["record"]["predicted_now"] = sum(o.get("predicted_now", 0) for o in shard_outcomes)
-        result["record"]["shards"] = len(shard_outcomes)
-        protocol.atomic_write_text(path, json.dumps(result, indent=1, default=str))
-    return outcome
-
-
-def run_grid(grid: Grid, results_dir: str | Path = "results", executor: Any = None, retry_failed: bool = False,
-             log_mlflow: bool = True, worker_mlflow: bool = False, dry_run: bool = False,
-             echo: Callable[[str], Any] = print) -> GridReport:
-    """Run every cell of ``grid`` that has no stored result yet.
-
-    Args:
-        executor: an object with ``run(tasks, results_dir, on_done, mlflow_parent)``
-            (``regbench.executors``); default: the local executor, one cell at a time.
-        retry_failed: also run cells whose earlier run failed (raised).
-        worker_mlflow: workers log their own runs (only sensible with a tracking server).
-        dry_run: report what would run; run nothing.
-    """
-    from . import tracking
-    from .executors import LocalExecutor
-
-    results_dir = Path(results_dir).resolve()
-    if worker_mlflow and not tracking.tracking_uri(results_dir).startswith(("http://", "https://")):
-        raise ValueError("worker_mlflow needs a tracking server (MLFLOW_TRACKING_URI=http://…): a SQLite store is "
-                         "written by the orchestrating process only")
-    report = GridReport(grid.name, len(grid.cells))
-    todo: list[Cell] = []
-    unlogged: list[Path] = []
-    seen: set[str] = set()
-    for cell in grid.cells:
-        if cell.id in seen:  # the same cell listed twice
-            continue
-        seen.add(cell.id)
-        if cell.error:
-            report.invalid.append((cell, cell.error))
-            continue
-        result = read_result(results_dir, cell)
-        if result and (result["status"] == "ok" or not retry_failed):
-            report.skipped.append(cell)
-            if result["status"] != "ok":
-                report.earlier_failed.append((cell, result["error"]))
-            elif "mlflow_run_id" not in result:
-                unlogged.append(cell_dir(results_dir, cell.id) / "result.json")
-        else:
-            todo.append(cell)
-    if dry_run:
-        for cell in todo:
-            echo(f"would run {cell.id[:12]} {cell.name}" + (f" in {cell.shards} shards" if cell.shards > 1 else ""))
-        echo(f"dry run: {len(todo)} of {len(grid.cells)} cells would run")
-        return report
-    parent = mlflow_parent_run(grid, results_dir) if log_mlflow and (todo or unlogged) else None
-    report.parent_run_id = parent
-    for path in unlogged if parent else []:  # finished by a run whose orchestrator was interrupted
-        _log_child(path, results_dir, parent)
-
-    def finish(cell: Cell, outcome: dict[str, Any]) -> None:
-        if outcome["status"] == "ok":
-            report.ok.append(cell)
-            path = cell_dir(results_dir, cell.id) / "result.json"
-            if parent and "mlflow_run_id" not in json.loads(path.read_text()):
-                _log_child(path, results_dir, parent)
-        elif outcome["status"] == "failed":
-            report.failed.append((cell, outcome["error"]))
-        else:
-            report.crashed.append((cell, outcome["error"]))
-        echo(f"[{len(report.ok) + len(report.failed) + len(report.crashed)}/{len(todo)}] {outcome['status']}: {cell.name}"
-             + (f" — {outcome['error'].splitlines()[0][:200]}" if outcome.get("error") else ""))
-
-    shard_outcomes: dict[str, list[dict[str, Any]]] = {}
-
-    def on_done(task: Task, outcome: dict[str, Any]) -> None:
-        if task.shard is None:
-            return finish(task.cell, outcome)
-        outcomes = shard_outcomes.setdefault(task.cell.id, [])
-        outcomes.append(outcome)
-        if len(outcomes) == task.cell.shards:
-            bad = [o for o in outcomes if o["status"] != "ok"]
-            merged = bad[0] if bad else _merge_shards(task.cell, outcomes, results_dir)
-            finish(task.cell, merged)
-
-    tasks = [Task(c, (i, c.shards) if c.shards > 1 else None) for c in todo for i in range(max(c.shards, 1))]
-    status = "KILLED"
-    try:
-        if tasks:
-            (executor or LocalExecutor()).run(tasks, results_dir, on_done, parent if worker_mlflow else None)
-        status = "FINISHED" if report.complete else "FAILED"
-    finally:
-        if parent:
-            from . import tracking
-
-            tracking.end_run(parent, status, results_dir)
-    return report
-
-
-def grid_results(grid: Grid, results_dir: str | Path) -> list[dict[str, Any]]:
-    """For every cell of ``grid``: its stored result, or a ``missing`` / ``invalid`` entry (leaderboard input)."""
-    import pandas as pd
-
-    out = []
-    for cell in grid.cells:
-        result = None if cell.error else read_result(results_dir, cell)
-        if result is None:
-            result = {"cell_id": cell.id, "cell": cell.to_dict(), "status": "invalid" if cell.error else "missing",
-                      "error": cell.error or "not run"}
-        per_pair = cell_dir(results_dir, cell.id) / "per_pair.csv"
-        result["per_pair"] = pd.read_csv(per_pair) if result["status"] == "ok" and per_pair.exists() else None
-        out.append(result)
-    return out

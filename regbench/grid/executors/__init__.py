@@ -1,7 +1,7 @@
 """Where grid cells run: ``local`` (default, subprocesses), ``submitit`` (SLURM job arrays), ``ray``.
 
 An executor has one method, ``run(tasks, results_dir, on_done, mlflow_parent)``: it runs every
-:class:`~regbench.grid.Task` through :func:`regbench.grid.run_cell` and calls ``on_done(task,
+:class:`~regbench.grid.cells.Task` through :func:`regbench.grid.cells.run_cell` and calls ``on_done(task,
 outcome)`` in the calling process as each one ends, where ``outcome["status"]`` is ``ok``,
 ``failed`` (the cell raised; recorded) or ``crashed`` (the worker died: no result). A crash of one
 task never stops the others. ``results_dir`` must be visible to every worker (a shared disk).

@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .datasets.base import DatasetError, PairDataset
-from .protocol import Protocol, deformed_pair, draw_deformation
-from .types import Pair
+from ..datasets.base import PairDataset
+from ..errors import DatasetError
+from ..protocol import Protocol, deformed_pair, draw_deformation
+from ..types import Pair
 
 
 def pair_to_sample(pair: Pair) -> dict[str, torch.Tensor]:

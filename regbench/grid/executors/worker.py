@@ -1,12 +1,12 @@
-"""``python -m regbench.executors.worker TASK.json RESULTS OUTCOME.json``: run one task in this process."""
+"""``python -m regbench.grid.executors.worker TASK.json RESULTS OUTCOME.json``: run one task in this process."""
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
 
-from ..grid import run_cell
-from ..protocol import atomic_write_text
+from ...store import atomic_write_json
+from ..cells import run_cell
 
 
 def main(argv: list[str]) -> int:
@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
     task = json.loads(Path(task_path).read_text())
     shard = tuple(task["shard"]) if task["shard"] else None
     outcome = run_cell(task["cell"], results_dir, shard, task.get("mlflow_parent"))  # type: ignore[arg-type]
-    atomic_write_text(Path(outcome_path), json.dumps(outcome, default=str))
+    atomic_write_json(Path(outcome_path), outcome)
     return 0
 
 

@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import torch
 
-from . import protocol
-from .methods import matching
-from .methods.cfog import CFOG, CFOGConfig, ssd_surfaces
-from .types import Pair
+from .. import protocol
+from ..config import merge
+from ..methods import matching
+from ..methods.cfog import CFOG, CFOGConfig, ssd_surfaces
+from ..types import Pair
 
 
 def _bench_pair(size: int) -> Pair:
@@ -28,11 +29,13 @@ def _bench_pair(size: int) -> Pair:
     return Pair(sar, opt)
 
 
-def bench_cfog(size: int = 512, n_points: int = 200, repeats: int = 7, echo: Callable[[str], Any] = print) -> dict[str, float]:
+def bench_cfog(size: int = 512, n_points: int = 200, repeats: int = 7, sets: dict[str, Any] | None = None,
+               echo: Callable[[str], Any] = print) -> dict[str, float]:
     """Median (and min) ms over ``repeats`` of each CFOG stage on one ``size``² pair with about
-    ``n_points`` control points (grid √(n/2) × √(n/2), 2 per cell); prints a table, returns medians."""
+    ``n_points`` control points (grid √(n/2) × √(n/2), 2 per cell; ``sets`` overrides the config);
+    prints a table, returns medians."""
     grid = max(1, round(np.sqrt(n_points / 2)))
-    config = CFOGConfig(grid=grid, per_cell=2, backend="dft")
+    config = merge(CFOGConfig(grid=grid, per_cell=2, backend="dft"), sets or {})
     method = CFOG(config)
     pair = _bench_pair(size)
     sar, opt = pair.sar * 255.0, pair.opt_gray * 255.0
