@@ -81,3 +81,13 @@ def test_pixel_to_normalized_edges():
     assert np.allclose(geometry.pixel_to_normalized(pts, 64, 80), [[-1, -1], [1, 1]])
     with pytest.raises(ValueError):
         geometry.flow_to_matrix(np.zeros((4, 4, 2)), "spline")
+
+
+def test_invert_flow_gives_the_inverse_transform():
+    a = _affine(rot=4.0, scale=1.05, tx=6.0, ty=-3.0)
+    inv = geometry.invert_flow(geometry.matrix_to_flow(a, 64, 80))
+    truth = geometry.matrix_to_flow(np.linalg.inv(a), 64, 80)
+    lands = geometry.pixel_grid(64, 80) + truth  # the SAR pixel each optical pixel shows
+    inside = (lands >= 1).all(-1) & (lands[..., 0] <= 78) & (lands[..., 1] <= 62)
+    assert inside.mean() > 0.6
+    assert np.abs(inv - truth)[inside].max() < 5e-3  # OpenCV's bilinear weights are 1/32-px fixed point

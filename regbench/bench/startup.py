@@ -15,7 +15,7 @@ COMMANDS = (("--help",), ("list", "methods"), ("data", "info", "--dataset", "sen
 def bench_startup(repeats: int = 7, echo: Callable[[str], Any] = print) -> dict[str, float]:
     """Median wall time (s) of each of :data:`COMMANDS` over ``repeats`` runs after one warm-up."""
     exe = shutil.which("regbench")
-    prefix = [exe] if exe else [sys.executable, "-m", "regbench.cli"]
+    prefix = [exe] if exe else [sys.executable, "-m", "regbench"]
     out: dict[str, float] = {}
     echo(f"regbench start-up: median of {repeats} runs after a warm-up (s); floor 0.5 s")
     for args in COMMANDS:

@@ -8,7 +8,6 @@ A :class:`~regbench.errors.RegbenchError` is shown as ``Error: <message>`` with 
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
@@ -43,6 +42,3 @@ def main(verbose: bool) -> None:
 
 for command in (run, demo, train, grid_cmd, leaderboard_cmd, data, bench, list_cmd, config_cmd):
     main.add_command(command)
-
-if __name__ == "__main__":
-    sys.exit(main())

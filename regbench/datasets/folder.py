@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Sequence
 
-import cv2
 import numpy as np
 
 from .base import DatasetConfig, PairDataset, read_image, resolve_root, user_config_path
@@ -269,6 +268,8 @@ class FilePairDataset(PairDataset):
                 return read_tiff(path)
             except DatasetError:
                 return None
+        import cv2
+
         return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
 
     def check_shapes(self, sar_path: Path, sar_hw: tuple[int, ...], opt_path: Path, opt_hw: tuple[int, ...]) -> None:

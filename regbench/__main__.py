@@ -1,0 +1,4 @@
+"""``python -m regbench …`` is the ``regbench`` command."""
+from .cli import main
+
+main()
