@@ -94,3 +94,70 @@ def test_user_errors_are_one_line_without_traceback(args, message, results):
     assert out.exit_code == 1, out.output
     assert message in out.output and "Traceback" not in out.output
     assert out.output.startswith("Error: ")
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """Every ``regbench …`` command quoted (in backticks or code blocks) in the README, docs, cards and grids."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "README.md", *sorted((root / "docs").glob("*.md")), *sorted((root / "methods").rglob("*.yaml")),
+             *sorted((root / "datasets").glob("*.yaml")), *sorted((root / "leaderboards").glob("*.yaml"))]
+    found = []
+    for path in files:
+        text = path.read_text()
+        for m in re.finditer(r"(?:^|[`\s#(])((?:OMP_NUM_THREADS=\d+ )?regbench (?:--?[a-z]|[a-z])[^`\n|;&)]*)", text):
+            cmd = m.group(1).split("#")[0].strip()
+            if re.match(r"(OMP_NUM_THREADS=\d+ )?regbench (-v |--verbose )?(--\w|[a-z]+\b)", cmd):
+                found.append((path.name, cmd))
+    return found
+
+
+def test_texts_name_only_commands_and_options_that_exist():
+
+    checked = 0
+    for where, cmd in documented_commands():
+        words = [w for w in cmd.replace("…", "").split() if not w.startswith("OMP_NUM_THREADS")][1:]
+        node: click.Command = main
+        while isinstance(node, click.Group) and words and not words[0].startswith("-"):
+            if words[0] not in node.commands:
+                if node is main:  # prose such as "regbench reports …" is not a command
+                    break
+                raise AssertionError(f"{where}: `{cmd}` names no command {words[0]!r}")
+            node, words = node.commands[words[0]], words[1:]
+        else:
+            known = {o for p in node.params for o in (*p.opts, *p.secondary_opts)} | {"--help", "--version",
+                                                                                      "-v", "--verbose"}
+            for w in words:
+                if w.startswith("-") and not w[1:2].isdigit():
+                    assert w.split("=")[0] in known, f"{where}: `{cmd}` uses {w!r}, which `{node.name}` does not take"
+            checked += 1
+    assert checked > 20
+
+
+def test_mlflow_info_logs_only_with_verbose(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_LOGGING_LEVEL", "MLFLOW_TRACKING_URI")}
+    outputs = {}
+    for flags in ([], ["--verbose"]):
+        out = subprocess.run([sys.executable, "-m", "regbench", *flags, "run", "-m", "identity", "--limit", "1",
+                              "--results", str(tmp_path / f"r{len(flags)}")], capture_output=True, text=True, env=env,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr
+        outputs[bool(flags)] = out.stdout + out.stderr
+    assert "Creating initial MLflow database tables" not in outputs[False]
+    assert "Creating initial MLflow database tables" in outputs[True]
+
+
+def test_data_verify_json(tmp_path):
+    from fakedata import make_folder
+
+    fake = make_folder(tmp_path / "f")
+    out = CliRunner().invoke(main, ["data", "verify", "-d", "folder", "--root", str(fake.root), "--json"])
+    report = json.loads(out.stdout)
+    assert report["dataset"] == "folder" and out.exit_code == (0 if report["ok"] else 1)
+    assert {s["split"]: s["found"] for s in report["splits"]}["test"] == 5

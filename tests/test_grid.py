@@ -267,11 +267,16 @@ def test_synthetic_grid_regenerates_its_leaderboard_end_to_end(tmp_path, monkeyp
     run = CliRunner().invoke(grid_cmd, args)
     assert run.exit_code == 0, run.output
     assert "2 ran ok, 2 failed, 0 crashed" in run.output and "WeightsMissingError" in run.output
+    assert "cmr_1px" not in run.output and "CMR@1 (%)" in run.output  # the table of cells, for people
     again = CliRunner().invoke(grid_cmd, args)
     assert again.exit_code == 0 and "0 ran ok, 0 failed, 0 crashed, 4 already done" in again.output
+    as_json = json.loads(CliRunner().invoke(grid_cmd, [*args, "--json"]).stdout)
+    assert len(as_json["skipped"]) == 4 and {c["status"] for c in as_json["cells"]} == {"ok", "failed"}
 
-    board = CliRunner().invoke(leaderboard_cmd, ["synthetic", "--limit", "2", "--results", results, "--out", str(out)])
+    board = CliRunner().invoke(leaderboard_cmd, ["synthetic", "--limit", "2", "--results", results, "--out", str(out),
+                                                 "--json"])
     assert board.exit_code == 0, board.output
+    assert str(out / "synthetic.md") in json.loads(board.stdout)["written"]
     md = (out / "synthetic.md").read_text()
     assert md.count("## synthetic — test split") == 2 and "`relaxed-v1`" in md and ", 2 pairs" in md
     assert "| soma-small (synthetic) | failed [" in md and "WeightsMissingError: SOMA checkpoint" in md

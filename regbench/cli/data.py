@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from .common import data_set_option, dataset_option, emit_json, json_option, limit_option, log, parse_sets, root_option
+from .common import (data_set_option, dataset_option, emit_json, json_option, limit_option, log, parse_sets, progress,
+                     root_option)
 
 
 @click.group("data")
@@ -23,7 +24,8 @@ def verify_cmd(dataset: str, root: str | None, limit: int | None, data_sets: tup
     """Check a dataset folder: layout, pair counts against the manifests, partners, decodable images, sizes."""
     from ..datasets.verify import verify
 
-    report = verify(dataset, root, limit, parse_sets(data_sets))
+    with progress(f"verify {dataset}") as update:
+        report = verify(dataset, root, limit, parse_sets(data_sets), progress=update)
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -6,7 +6,7 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -95,38 +95,38 @@ def _image_format(raw: np.ndarray) -> str:
     return f"{raw.shape[0]}×{raw.shape[1]} {raw.dtype} {channels}ch"
 
 
-def _check_pairs(ds: FilePairDataset, split: str, pairs: list[tuple[str, str]], report: SplitReport) -> None:
-    """Decode each (SAR, optical) file; record formats, corrupt files and wrong sizes."""
-    for sar_rel, opt_rel in pairs:
-        shapes: list[tuple[int, ...]] = []
-        for kind, rel in (("sar", sar_rel), ("opt", opt_rel)):
-            raw = ds.read_raw(ds.root / rel)
-            report.read += 1
-            if raw is None:
-                report.bad.append(f"{rel}: cannot be decoded (corrupt or not an image)")
-                continue
-            report.formats[f"{kind} {_image_format(raw)}"] += 1
-            shapes.append(raw.shape[:2])
-        if len(shapes) == 2:
-            try:
-                ds.check_shapes(Path(sar_rel), shapes[0], Path(opt_rel), shapes[1])
-            except DatasetError as e:
-                report.bad.append(str(e))
+def _check_pair(ds: FilePairDataset, sar_rel: str, opt_rel: str, report: SplitReport) -> None:
+    """Decode a pair's (SAR, optical) files; record formats, corrupt files and wrong sizes."""
+    shapes: list[tuple[int, ...]] = []
+    for kind, rel in (("sar", sar_rel), ("opt", opt_rel)):
+        raw = ds.read_raw(ds.root / rel)
+        report.read += 1
+        if raw is None:
+            report.bad.append(f"{rel}: cannot be decoded (corrupt or not an image)")
+            continue
+        report.formats[f"{kind} {_image_format(raw)}"] += 1
+        shapes.append(raw.shape[:2])
+    if len(shapes) == 2:
+        try:
+            ds.check_shapes(Path(sar_rel), shapes[0], Path(opt_rel), shapes[1])
+        except DatasetError as e:
+            report.bad.append(str(e))
 
 
 def verify(dataset: str, root: str | Path | None = None, limit: int | None = 32,
-           sets: dict[str, Any] | None = None) -> Report:
+           sets: dict[str, Any] | None = None, progress: Callable[[int, int], Any] | None = None) -> Report:
     """Check a dataset folder against its layout and manifests.
 
     Per split: pairs found vs the manifest (missing files, extra pairs), images without partner,
     files fitting no name pattern, and ``limit`` pairs decoded (evenly spread; None = all) for size,
-    dtype, channels and corruption.
+    dtype, channels and corruption; ``progress(decoded, planned)`` after each decoded pair.
     """
     ds = _build(dataset, root, sets)
     try:
         ds_root = str(ds.root)
     except DatasetError as e:
         return Report(dataset, "(none)", ds.layout().describe("<split>"), error=str(e))
+    decoded = planned = 0
     report = Report(dataset, ds_root, ds.layout().describe("<split>"))
     if not Path(ds_root).is_dir():
         report.error = f"{ds_root} does not exist or is not a folder\n{ds.about}".rstrip()
@@ -154,7 +154,12 @@ def verify(dataset: str, root: str | Path | None = None, limit: int | None = 32,
             sr.error = ds.not_found_message(split).splitlines()[0] + " " + ds.found_description(split)
             continue
         pick = wanted if limit is None or len(wanted) <= limit else [wanted[int(k)] for k in np.linspace(0, len(wanted) - 1, limit)]
-        _check_pairs(ds, split, [scan.pairs[i] for i in pick], sr)
+        planned += len(pick)
+        for pair_id in pick:
+            _check_pair(ds, *scan.pairs[pair_id], sr)
+            decoded += 1
+            if progress:
+                progress(decoded, planned)
     return report
 
 
