@@ -57,7 +57,7 @@ def _register(method: Any, pair: Pair, device: torch.device) -> tuple[Prediction
     timer = dev.Timer(device)
     try:
         with timer:
-            pred = method.register(pair.without_gt())
+            pred = method.register(pair.for_method())
         if not isinstance(pred, Prediction):
             pred = Prediction.failure(f"register returned {type(pred).__name__}, not a Prediction")
         return pred.validate(pair.shape), timer.ms

@@ -146,6 +146,10 @@ def save_prediction(path: Path, pred: Prediction, shape: tuple[int, int], runtim
             arrays["matrix"] = np.asarray(pred.matrix, np.float64)
         if pred.confidence is not None:
             arrays["confidence"] = pred.confidence.astype(np.float16)
+        if pred.matches is not None:
+            arrays["matches"] = np.asarray(pred.matches, np.float32)
+            if pred.inliers is not None:
+                arrays["inliers"] = np.asarray(pred.inliers, bool)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -155,6 +159,8 @@ def load_prediction(path: Path) -> tuple[Prediction, tuple[int, int], float]:
         pred = Prediction(
             flow=z["flow"] if "flow" in z else None,
             matrix=z["matrix"] if "matrix" in z else None,
+            matches=z["matches"] if "matches" in z else None,
+            inliers=z["inliers"] if "inliers" in z else None,
             failed=str(z["failed"]) or None,
             info=json.loads(str(z["info"])),
         )

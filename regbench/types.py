@@ -7,7 +7,8 @@ A matrix ``A`` (3, 3) maps SAR pixel coordinates to optical pixel coordinates.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,8 @@ class Pair:
         sar: (H, W) float32 in [0, 1], the moving image (already deformed by the protocol).
         opt: (H, W, 3) or (H, W) float32 in [0, 1], the fixed image.
         gt_matrix: (3, 3) SAR→optical pixel transform, or ``None`` when hidden from a method.
-        meta: dataset, split, pair_id, protocol and anything a dataset adds.
+        meta: dataset, split, pair_id, protocol and anything a dataset adds; a method sees only
+            ``{"handle": …}`` (:meth:`for_method`).
     """
 
     sar: np.ndarray
@@ -61,9 +63,13 @@ class Pair:
             raise ValueError(f"Pair {self.pair_id!r} carries no ground truth")
         return geometry.matrix_to_flow(self.gt_matrix, *self.shape)
 
-    def without_gt(self) -> "Pair":
-        """The same pair with the ground truth removed: what a method is given."""
-        return replace(self, gt_matrix=None)
+    def for_method(self) -> "Pair":
+        """What a method is given: the two images and an opaque handle (random, unique per call).
+
+        No ground truth, and no dataset, split, protocol or pair id: those would let a method
+        look its deformation up in the public manifests.
+        """
+        return Pair(self.sar, self.opt, None, {"handle": secrets.token_hex(8)})
 
 
 @dataclass
@@ -74,6 +80,9 @@ class Prediction:
         flow: (H, W, 2) float32 flow on the SAR grid, pixels; takes precedence over ``matrix``.
         matrix: (3, 3) SAR→optical pixel transform.
         confidence: optional (H, W) float32 in [0, 1].
+        matches: optional (N, 4) float correspondences ``x_sar, y_sar, x_opt, y_opt`` in pixels
+            (control-point and sparse/semi-dense methods), scored by the match-level metrics.
+        inliers: optional (N,) bool: the matches the method's robust estimator kept.
         failed: reason string when the method could not register the pair.
         info: small JSON-able extras (number of matches, iterations…).
     """
@@ -81,6 +90,8 @@ class Prediction:
     flow: np.ndarray | None = None
     matrix: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    matches: np.ndarray | None = None
+    inliers: np.ndarray | None = None
     failed: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -104,6 +115,11 @@ class Prediction:
                 return Prediction.failure(f"matrix has shape {self.matrix.shape}, expected (3, 3)")
             if not np.isfinite(self.matrix).all():
                 return Prediction.failure("matrix contains NaN or inf")
+        if self.matches is not None:
+            if self.matches.ndim != 2 or self.matches.shape[1] != 4:
+                return Prediction.failure(f"matches have shape {self.matches.shape}, expected (N, 4)")
+            if self.inliers is not None and self.inliers.shape != (len(self.matches),):
+                return Prediction.failure(f"inliers have shape {self.inliers.shape}, expected ({len(self.matches)},)")
         return self
 
     def to_flow(self, height: int, width: int) -> np.ndarray:

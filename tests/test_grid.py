@@ -33,6 +33,7 @@ PLUGIN = textwrap.dedent('''
     from regbench.errors import WeightsMissingError
     from regbench.methods.base import Method, MethodConfig
     from regbench.types import Prediction
+    from tinydata import identify
 
     registry.DATASETS["tiny"] = "tinydata:TinyDataset"
     registry.METHODS["dies-once"] = "gridplug:DiesOnce"
@@ -51,7 +52,7 @@ PLUGIN = textwrap.dedent('''
         Config = DiesOnceConfig
 
         def register(self, pair):
-            if pair.meta["pair_id"] == self.config.at_pair and not Path(self.config.marker).exists():
+            if identify(pair.opt) == self.config.at_pair and not Path(self.config.marker).exists():
                 Path(self.config.marker).touch()
                 os.kill(os.getpid(), signal.SIGKILL)
             return Prediction(matrix=np.eye(3))

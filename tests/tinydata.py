@@ -38,3 +38,12 @@ class TinyDataset(PairDataset):
     @property
     def fingerprint(self) -> str:
         return f"tiny-{self.config.size}"
+
+
+def identify(opt: np.ndarray, split: str = "test", n: int = 6) -> str:
+    """Which tiny pair an optical image belongs to (methods see images only, never pair ids)."""
+    ds = TinyDataset(TinyConfig(n=n, size=opt.shape[0]))
+    for pair_id in ds.ids(split):
+        if np.array_equal(ds.load(split, pair_id)[1], opt):
+            return pair_id
+    raise KeyError("not a tiny pair")

@@ -215,4 +215,4 @@ class SIFTRansac(Method):
         info["n_inliers"] = int(keep.sum())
         if matrix is None:
             return Prediction.failure(reason or "fit failed", **info)
-        return Prediction(matrix=matrix, info=info)
+        return Prediction(matrix=matrix, matches=np.concatenate([src, dst], axis=1), inliers=keep, info=info)

@@ -267,4 +267,4 @@ def match_and_fit(method: TemplateMatcher, sar: np.ndarray, opt: np.ndarray, see
     info["n_inliers"] = int(keep.sum())
     if matrix is None:
         return Prediction.failure(reason or "fit failed", **info)
-    return Prediction(matrix=matrix, info=info)
+    return Prediction(matrix=matrix, matches=np.concatenate([sar_pts, opt_pts], axis=1), inliers=keep, info=info)

@@ -29,9 +29,9 @@ def pair_to_sample(pair: Pair) -> dict[str, torch.Tensor]:
     }
 
 
-def sample_to_pair(sample: dict[str, torch.Tensor], meta: dict | None = None) -> Pair:
+def sample_to_pair(sample: dict[str, torch.Tensor]) -> Pair:
     """The inverse of :func:`pair_to_sample` for one (unbatched) sample, ground truth removed."""
-    return Pair(sar=sample["sar"][0].numpy(), opt=sample["opt"].permute(1, 2, 0).numpy(), meta=meta or {})
+    return Pair(sar=sample["sar"][0].numpy(), opt=sample["opt"].permute(1, 2, 0).numpy())
 
 
 class DeformedPairs(torch.utils.data.Dataset):

@@ -315,7 +315,7 @@ class Trainer:
                 loss, _ = self.method.training_loss(self.to_device(batch))
             losses.append(loss.item() * len(batch["sar"]))
             for j in range(len(batch["sar"])):
-                pair = sample_to_pair({k: v[j] for k, v in batch.items()}, self.val_set.meta(index))
+                pair = sample_to_pair({k: v[j] for k, v in batch.items()}).for_method()
                 h, w = pair.shape
                 pred = self.method.register(pair).validate((h, w))
                 flow = None if pred.failed else pred.to_flow(h, w)
