@@ -1,7 +1,14 @@
 """Configs: dataclass defaults < YAML card < ``--set key=value`` overrides, strictly checked.
 
 A config is a (possibly nested) dataclass. Overrides are plain dicts with dotted or nested keys;
-an unknown key is an error that lists the valid ones. The resolved config is hashed canonically.
+an unknown key is an error that lists the valid ones. A field's range or choices are declared
+with :func:`setting` and checked by :func:`validate` whenever a config is resolved, so a bad value
+stops before any work. The resolved config is hashed canonically.
+
+>>> @dataclass
+... class Config:
+...     radius: int = setting(20, ge=1)           # a bound
+...     model: str = setting("affine", choices=("affine", "homography"))
 """
 from __future__ import annotations
 
@@ -14,6 +21,44 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import ConfigError
+
+
+_BOUNDS = {"ge": (lambda v, b: v >= b, "≥"), "gt": (lambda v, b: v > b, ">"),
+           "le": (lambda v, b: v <= b, "≤"), "lt": (lambda v, b: v < b, "<")}
+
+
+def setting(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None, choices: Iterable[Any] | None = None,
+            default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field whose value (each element, for a list) must satisfy the bounds and be one of
+    ``choices``; ``None`` is allowed when the field's type allows it."""
+    checks = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    if choices is not None:
+        checks["choices"] = tuple(choices)
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"checks": checks})
+
+
+def validate(config: Any, prefix: str = "") -> Any:
+    """Check every :func:`setting` of ``config`` (nested groups too); returns ``config``.
+
+    Raises:
+        ConfigError: naming the key, the value and what it must be.
+    """
+    for f in dataclasses.fields(config):
+        value, key = getattr(config, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            validate(value, f"{key}.")
+            continue
+        checks = f.metadata.get("checks", {})
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is None or not checks:
+                continue
+            if "choices" in checks and v not in checks["choices"]:
+                raise ConfigError(f"config key {key!r}: {v!r} is not one of {', '.join(map(repr, checks['choices']))}")
+            for name, (ok, sign) in _BOUNDS.items():
+                if name in checks and not ok(v, checks[name]):
+                    raise ConfigError(f"config key {key!r}: {v!r} must be {sign} {checks[name]}")
+    return config
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, Any]:

@@ -104,10 +104,10 @@ class Spec:
             raise ImportError(f"{self.kind} {self.name!r} needs {e.name!r}, which is not installed: {e}") from e
 
     def resolve_config(self, sets: dict[str, Any] | None = None) -> Any:
-        """The typed config: dataclass defaults < cards < ``sets``."""
+        """The typed config: dataclass defaults < cards < ``sets``, validated (:func:`config.validate`)."""
         conf = self.load_class().Config()
         conf = cfg.merge(conf, self.overrides)
-        return cfg.merge(conf, sets or {})
+        return cfg.validate(cfg.merge(conf, sets or {}))
 
 
 def get(kind: str, name: str) -> Spec:

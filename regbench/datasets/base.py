@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import yaml
 
+from ..config import validate
 from ..errors import DatasetError
 
 
@@ -34,7 +35,7 @@ class PairDataset:
     Config: ClassVar[type[DatasetConfig]] = DatasetConfig
 
     def __init__(self, config: DatasetConfig | None = None) -> None:
-        self.config = config if config is not None else self.Config()
+        self.config = validate(config if config is not None else self.Config())
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:

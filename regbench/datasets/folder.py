@@ -22,6 +22,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from .base import DatasetConfig, PairDataset, read_image, resolve_root, user_config_path
+from ..config import setting
 from ..errors import DatasetError
 from .manifest import Manifest, load_manifest, manifest_path
 
@@ -149,7 +150,7 @@ def scan_layout(root: Path, layout: Layout, split: str) -> Scan:
 @dataclass
 class FileConfig(DatasetConfig):
     #: expected height = width of every image; None: any size (SAR and optical must still agree)
-    size: int | None = None
+    size: int | None = setting(None, ge=1)
 
 
 class FilePairDataset(PairDataset):

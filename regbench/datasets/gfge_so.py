@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..errors import DatasetError
+from ..config import setting
 from .folder import FileConfig, FilePairDataset, Layout
 
 ABOUT = (
@@ -27,7 +28,7 @@ class GFGEConfig(FileConfig):
     #: folder under the root that holds {train,val,test}/ (SOMA: GFGE)
     folder: str = "GFGE"
     #: "numbered": sar<N>.png ↔ opt<N>.png; "same_name": <name>.png in both sar/ and opt/
-    naming: str = "numbered"
+    naming: str = setting("numbered", choices=("numbered", "same_name"))
 
 
 class GFGESO(FilePairDataset):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..config import setting
 from .folder import FileConfig, FilePairDataset, Layout
 from .manifest import hashed_split
 
@@ -22,7 +23,7 @@ FRACTIONS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 
 @dataclass
 class QXSConfig(FileConfig):
-    size: int | None = 256
+    size: int | None = setting(256, ge=1)
 
 
 class QXSSarOpt(FilePairDataset):

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import DatasetError
+from ..config import setting
 from .folder import FileConfig, FilePairDataset, Layout, read_tiff
 
 _KEY = re.compile(r"(ROIs\d+_[a-z]+)_(?:s1|s2|lc)_(\d+)_p(\d+)")
@@ -29,9 +30,9 @@ RGB_BANDS = (3, 2, 1)  # B4, B3, B2 among B1, B2, B3, B4, …
 
 @dataclass
 class Sen12MSConfig(FileConfig):
-    size: int | None = 256
+    size: int | None = setting(256, ge=1)
     #: S1 band used as the SAR image (0 = VV, 1 = VH)
-    sar_band: int = 0
+    sar_band: int = setting(0, choices=(0, 1))
     #: dB mapped to 0 and 1
     db_range: tuple[float, float] = (-25.0, 0.0)
     #: S2 digital number mapped to 1 (reflectance × 10000)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..errors import DatasetError
+from ..config import setting
 from .folder import FileConfig, FilePairDataset, Layout
 from .manifest import hashed_split
 
@@ -27,7 +28,7 @@ _ID = re.compile(r"(ROIs\d+_[a-z]+)_(\d+)_p\d+\Z")
 
 @dataclass
 class Sen12Config(FileConfig):
-    size: int | None = 256
+    size: int | None = setting(256, ge=1)
 
 
 class Sen1_2(FilePairDataset):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..errors import DatasetError
+from ..config import setting
 from .folder import FileConfig, FilePairDataset, Layout
 
 SOPATCH_SOURCES = ("SEN1-2", "OSdataset", "WHU-SEN-City")
@@ -27,8 +28,8 @@ SOPATCH_SOURCES = ("SEN1-2", "OSdataset", "WHU-SEN-City")
 @dataclass
 class SOPatchConfig(FileConfig):
     #: sub-folder of the SOPatch root: SEN1-2, OSdataset or WHU-SEN-City
-    source: str = "SEN1-2"
-    size: int | None = 512
+    source: str = setting("SEN1-2", choices=("SEN1-2", "OSdataset", "WHU-SEN-City"))
+    size: int | None = setting(512, ge=1)
 
 
 class SOPatch(FilePairDataset):
@@ -50,7 +51,7 @@ class SOPatch(FilePairDataset):
 @dataclass
 class OSConfig(FileConfig):
     #: 512 (2,673 pairs) or 256 (10,692 pairs): also the sub-folder read
-    size: int | None = 512
+    size: int | None = setting(512, ge=1)
 
 
 class OSDataset(FilePairDataset):

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import DatasetError
+from ..config import setting
 from .folder import FileConfig, FilePairDataset, Layout, read_tiff
 from .manifest import hashed_split
 
@@ -32,11 +33,11 @@ PREFIX = "train/AOI_11_Rotterdam/{product}/SN6_Train_AOI_11_Rotterdam_{product}_
 
 @dataclass
 class SpaceNet6Config(FileConfig):
-    size: int | None = 900
+    size: int | None = setting(900, ge=1)
     #: SAR-Intensity band: 0 HH, 1 HV, 2 VH, 3 VV
-    sar_band: int = 0
+    sar_band: int = setting(0, choices=(0, 1, 2, 3))
     #: per-image percentiles mapped to 0 and 1 (SAR, and optical tiles that are not 8-bit)
-    percentiles: tuple[float, float] = (2.0, 98.0)
+    percentiles: tuple[float, float] = setting((2.0, 98.0), ge=0, le=100)
 
 
 def _stretch(x: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:

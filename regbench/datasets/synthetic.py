@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..config import setting
 from ..protocol import pair_seed
 from ..store import atomic_write
 from .base import DatasetConfig, PairDataset
@@ -368,22 +369,14 @@ class Synthetic(PairDataset):
         """``root`` is unused (nothing is read from disk but the cache)."""
 
         seed: int = 0
-        size: int = 256
-        looks: float = 4.0
-        train: int = 1000
-        val: int = 50
-        test: int = 200
+        size: int = setting(256, ge=64)
+        looks: float = setting(4.0, gt=0)
+        train: int = setting(1000, ge=0)
+        val: int = setting(50, ge=0)
+        test: int = setting(200, ge=0)
         cache_dir: str | None = None
 
     config: "Synthetic.Config"
-
-    def __init__(self, config: "Synthetic.Config | None" = None) -> None:
-        super().__init__(config)
-        c = self.config
-        if c.size < 64:
-            raise DatasetError(f"synthetic: size must be at least 64 pixels, got {c.size}")
-        if c.looks <= 0:
-            raise DatasetError(f"synthetic: looks must be positive, got {c.looks}")
 
     @property
     def fingerprint(self) -> str:

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import torch
 
+from ..config import validate
 from ..errors import WeightsMissingError
 from ..types import Pair, Prediction
 
@@ -30,7 +31,7 @@ class Method:
     trainable: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig | None = None) -> None:
-        self.config = config if config is not None else self.Config()
+        self.config = validate(config if config is not None else self.Config())
         self.device = torch.device("cpu")
 
     def setup(self, device: torch.device) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .. import geometry
+from ..config import setting
 from .matching import MatchingConfig, TemplateMatcher
 
 SSD_BACKENDS = ("auto", "dft", "torch", "matchtemplate")
@@ -159,34 +160,25 @@ def ssd_surfaces(
 
 @dataclass
 class CFOGConfig(MatchingConfig):
-    n_orient: int = 9
-    sigma: float = 0.8  # spatial Gaussian, kernel int(6σ+1) = 5
+    n_orient: int = setting(9, ge=1)
+    sigma: float = setting(0.8, gt=0)  # spatial Gaussian, kernel int(6σ+1) = 5
     z_kernel: tuple[float, ...] = (1.0, 2.0, 1.0)  # across orientations (Ye-group code: 1, 3, 1)
-    norm: str = "l2"  # per-pixel normalisation: l2 (paper) | l1
+    norm: str = setting("l2", choices=("l2", "l1"))  # per-pixel normalisation: l2 (paper) | l1
     circular: bool = False  # wrap the orientation kernel at 0°/180° (ours; the code zero-pads)
-    backend: str = "auto"  # SSD engine: auto (torch on GPU, else dft) | dft (cv2.dft) | torch | matchtemplate
+    backend: str = setting("auto", choices=SSD_BACKENDS)  # SSD engine: auto (torch on GPU, else dft) | dft | torch | matchtemplate
     # ours: coarse global step before the local matching (the cfog-coarse variant)
     coarse: bool = False
-    coarse_downsample: int = 2  # resolution divisor of the global search
-    coarse_crop: float = 0.5  # side of the central optical template, as a fraction of the image
-    coarse_max_rotation: float = 0.0  # rotation sweep ±max degrees (0: translation only)
-    coarse_rotation_step: float = 2.0  # degrees
-    coarse_scales: tuple[float, ...] = (1.0,)  # scale sweep of the global step
+    coarse_downsample: int = setting(2, ge=1)  # resolution divisor of the global search
+    coarse_crop: float = setting(0.5, gt=0, le=1)  # side of the central optical template, as a fraction of the image
+    coarse_max_rotation: float = setting(0.0, ge=0)  # rotation sweep ±max degrees (0: translation only)
+    coarse_rotation_step: float = setting(2.0, gt=0)  # degrees
+    coarse_scales: tuple[float, ...] = setting((1.0,), gt=0)  # scale sweep of the global step
 
 
 class CFOG(TemplateMatcher):
     """CFOG descriptor + FFT SSD in the shared control-point framework."""
 
     Config = CFOGConfig
-
-    def __init__(self, config: CFOGConfig | None = None) -> None:
-        super().__init__(config)
-        if self.config.backend not in SSD_BACKENDS:
-            raise ValueError(f"unknown SSD backend {self.config.backend!r}; use one of {', '.join(SSD_BACKENDS)}")
-        if self.config.norm not in ("l1", "l2"):
-            raise ValueError(f"unknown norm {self.config.norm!r}; use 'l2' or 'l1'")
-        if self.config.coarse_downsample < 1 or self.config.coarse_rotation_step <= 0:
-            raise ValueError("coarse_downsample must be ≥ 1 and coarse_rotation_step > 0")
 
     def features(self, image: np.ndarray) -> np.ndarray:
         c = self.config

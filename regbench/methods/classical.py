@@ -15,7 +15,8 @@ import numpy as np
 from ..types import Pair, Prediction
 from .base import Method, MethodConfig
 from .cfog import cfog_descriptor
-from .matching import MatchingConfig, TemplateMatcher, robust_fit
+from ..config import setting
+from .matching import ESTIMATORS, MODELS, MatchingConfig, TemplateMatcher, robust_fit
 
 # --------------------------------------------------------------------------- ncc
 
@@ -32,7 +33,7 @@ class NCC(TemplateMatcher):
 
 @dataclass
 class MIConfig(MatchingConfig):
-    bins: int = 16  # grey levels after per-patch min–max quantisation (Ye-group code: 128)
+    bins: int = setting(16, ge=2)  # grey levels after per-patch min–max quantisation (Ye-group code: 128)
 
 
 def quantize(patches: np.ndarray, bins: int) -> np.ndarray:
@@ -82,8 +83,8 @@ class MutualInformation(TemplateMatcher):
 
 @dataclass
 class CFOGPhaseCorrelationConfig(MethodConfig):
-    n_orient: int = 9
-    sigma: float = 0.8
+    n_orient: int = setting(9, ge=1)
+    sigma: float = setting(0.8, gt=0)
     z_kernel: tuple[float, ...] = (1.0, 2.0, 1.0)
     window: bool = True  # Hann window against the edge effects of zero-filled borders
 
@@ -136,11 +137,11 @@ class CFOGPhaseCorrelation(Method):
 
 @dataclass
 class ECCConfig(MethodConfig):
-    motion: str = "affine"  # translation | euclidean | affine | homography
-    levels: int = 4  # pyramid levels (OpenCV default)
-    iterations: int = 100  # per level
-    eps: float = 1e-6
-    gauss_size: int = 5  # Gaussian pre-filter (OpenCV default)
+    motion: str = setting("affine", choices=("translation", "euclidean", "affine", "homography"))
+    levels: int = setting(4, ge=1)  # pyramid levels (OpenCV default)
+    iterations: int = setting(100, ge=1)  # per level
+    eps: float = setting(1e-6, gt=0)
+    gauss_size: int = setting(5, ge=1)  # Gaussian pre-filter (OpenCV default)
 
 
 MOTIONS = {"translation": cv2.MOTION_TRANSLATION, "euclidean": cv2.MOTION_EUCLIDEAN, "affine": cv2.MOTION_AFFINE,
@@ -155,8 +156,6 @@ class ECC(Method):
 
     def register(self, pair: Pair) -> Prediction:
         c = self.config
-        if c.motion not in MOTIONS:
-            raise ValueError(f"unknown ECC motion {c.motion!r}; use one of {', '.join(MOTIONS)}")
         sar, opt = pair.sar.astype(np.float32), pair.opt_gray.astype(np.float32)
         if not (sar.std() > 0 and opt.std() > 0):
             return Prediction.failure("an image is uniform: ECC has no gradient to follow")
@@ -182,14 +181,14 @@ class ECC(Method):
 
 @dataclass
 class SIFTConfig(MethodConfig):
-    n_features: int = 0  # 0: all
-    contrast_threshold: float = 0.04  # OpenCV defaults
-    edge_threshold: float = 10.0
-    ratio: float = 0.8  # Lowe's ratio test
-    model: str = "affine"
-    estimator: str = "ransac"
-    fit_threshold: float = 3.0  # px
-    min_inliers: int = 8
+    n_features: int = setting(0, ge=0)  # 0: all
+    contrast_threshold: float = setting(0.04, ge=0)  # OpenCV defaults
+    edge_threshold: float = setting(10.0, gt=0)
+    ratio: float = setting(0.8, gt=0, le=1)  # Lowe's ratio test
+    model: str = setting("affine", choices=MODELS)
+    estimator: str = setting("ransac", choices=ESTIMATORS)
+    fit_threshold: float = setting(3.0, gt=0)  # px
+    min_inliers: int = setting(8, ge=3)
 
 
 class SIFTRansac(Method):

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..types import Pair, Prediction
+from ..config import setting
 from .base import Method, MethodConfig
 
 ESTIMATORS = ("iterative", "ransac")
@@ -30,19 +31,19 @@ MODELS = ("affine", "homography")
 class MatchingConfig(MethodConfig):
     """Framework settings shared by every template matcher (paper defaults unless marked ours)."""
 
-    template_size: int = 100  # template side (px); the odd side 2*(size//2)+1 is used
-    search_radius: int = 20  # search ±r px around the predicted location
-    grid: int = 10  # control points: grid × grid cells over the valid area ...
-    per_cell: int = 2  # ... with the strongest `per_cell` Harris maxima in each (10×10×2 = 200)
-    harris_sigma: float = 1.5  # integration scale; derivative scale 0.7·sigma
-    harris_threshold: float = 0.3  # minimum Noble response, images on a 0..255 scale
-    nms_radius: int = 3  # non-maximum suppression radius (7×7)
+    template_size: int = setting(100, ge=3)  # template side (px); the odd side 2*(size//2)+1 is used
+    search_radius: int = setting(20, ge=1)  # search ±r px around the predicted location
+    grid: int = setting(10, ge=1)  # control points: grid × grid cells over the valid area ...
+    per_cell: int = setting(2, ge=1)  # ... with the strongest `per_cell` Harris maxima in each (10×10×2 = 200)
+    harris_sigma: float = setting(1.5, gt=0)  # integration scale; derivative scale 0.7·sigma
+    harris_threshold: float = setting(0.3, ge=0)  # minimum Noble response, images on a 0..255 scale
+    nms_radius: int = setting(3, ge=0)  # non-maximum suppression radius (7×7)
     subpixel: bool = False  # ours: 3-point parabolic fit at the cost minimum (paper: integer)
-    model: str = "affine"  # fitted SAR→optical transform: affine | homography
-    estimator: str = "iterative"  # iterative (paper's worst-point removal) | ransac
-    fit_threshold: float = 1.5  # px: iterative → stop at RMSE ≤ this; ransac → inlier threshold
-    min_inliers: int = 8  # fewer surviving matches → the pair fails
-    refine_passes: int = 0  # ours: re-match after resampling the SAR image by the last fit
+    model: str = setting("affine", choices=MODELS)  # fitted SAR→optical transform
+    estimator: str = setting("iterative", choices=ESTIMATORS)  # paper's worst-point removal, or RANSAC
+    fit_threshold: float = setting(1.5, gt=0)  # px: iterative → stop at RMSE ≤ this; ransac → inlier threshold
+    min_inliers: int = setting(8, ge=3)  # fewer surviving matches → the pair fails
+    refine_passes: int = setting(0, ge=0)  # ours: re-match after resampling the SAR image by the last fit
 
 
 # --------------------------------------------------------------------------- control points
@@ -194,13 +195,6 @@ class TemplateMatcher(Method):
     """Base of the control-point methods: subclasses give the representation and the cost."""
 
     Config = MatchingConfig
-
-    def __init__(self, config: MatchingConfig | None = None) -> None:
-        super().__init__(config)
-        if self.config.model not in MODELS:
-            raise ValueError(f"unknown model {self.config.model!r}; use one of {', '.join(MODELS)}")
-        if self.config.estimator not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {self.config.estimator!r}; use one of {', '.join(ESTIMATORS)}")
 
     def features(self, image: np.ndarray) -> np.ndarray:
         """(C, H, W) representation of a (H, W) image on a 0..255 scale."""

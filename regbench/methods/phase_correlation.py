@@ -14,13 +14,14 @@ import numpy as np
 from skimage.registration import phase_cross_correlation
 
 from ..types import Pair, Prediction
+from ..config import setting
 from .base import Method, MethodConfig
 
 
 @dataclass
 class PhaseCorrelationConfig(MethodConfig):
     window: bool = True  # Hann window against the edge effects of zero-filled borders
-    upsample_factor: int = 100  # sub-pixel precision 1/upsample_factor px
+    upsample_factor: int = setting(100, ge=1)  # sub-pixel precision 1/upsample_factor px
 
 
 class PhaseCorrelation(Method):
