@@ -1,10 +1,14 @@
 """Device selection, synchronised timing and peak memory: the runtime protocol in one place."""
 from __future__ import annotations
 
+import os
+import platform
 import resource
 import sys
 import time
+from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import ConfigError
@@ -28,12 +32,34 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the machine type."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: torch.device) -> str:
+    """What runtimes are measured on: the GPU's name, or the CPU model and torch's thread count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
+    return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
 
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """The hardware and software a number was measured with (stored in every run record)."""
+    return {
+        "device": str(device), "device_name": device_name(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if
+        torch.backends.cudnn.is_available() else None, "numpy": np.__version__, "python": platform.python_version(),
+        "platform": platform.platform(), "host": platform.node(),
+    }
 
 
 def synchronize(device: torch.device) -> None:

@@ -35,3 +35,7 @@ class GridError(RegbenchError, ValueError):
 
 class StoreError(RegbenchError, OSError):
     """The results folder or the tracking store cannot be used (read-only, unreachable, full)."""
+
+
+class MethodError(RegbenchError, RuntimeError):
+    """A method failed as a whole (its set-up raised), not on one pair."""

@@ -85,6 +85,22 @@ def _affine_flow_np(matrix: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def matrix_defect(matrix: np.ndarray, height: int, width: int, limit_px: float = 1e6) -> str | None:
+    """Why a 3×3 transform has no usable flow on a (height × width) grid, or ``None``.
+
+    A homography's denominator is linear in (x, y): it keeps one sign over the image iff it does
+    at the four corners; the corners must also map to finite points within ``limit_px``.
+    """
+    corners = np.array([[0.0, 0.0], [width - 1.0, 0.0], [0.0, height - 1.0], [width - 1.0, height - 1.0]])
+    den = corners @ matrix[2, :2] + matrix[2, 2]
+    if not ((den > 1e-9).all() or (den < -1e-9).all()):
+        return "matrix sends part of the image to infinity (its homography denominator changes sign)"
+    mapped = apply_matrix(matrix, corners)
+    if not np.isfinite(mapped).all() or np.abs(mapped).max() > limit_px:
+        return f"matrix maps the image corners beyond {limit_px:g} px (degenerate transform)"
+    return None
+
+
 def flow_to_matrix(flow: Array, model: str = "affine") -> Array:
     """Least-squares 3×3 transform (affine or homography) that best explains a (H, W, 2) flow."""
     is_torch = is_tensor(flow)

@@ -33,6 +33,11 @@ class Protocol:
     def tag(self) -> str:
         return f"{self.name}-v{self.version}"
 
+    def params(self) -> dict[str, float]:
+        """The ranges as flat numbers (recorded with every run)."""
+        return {"max_rotation_deg": self.max_rotation_deg, "scale_min": self.scale_range[0],
+                "scale_max": self.scale_range[1], "max_translation_px": self.max_translation_px}
+
     def draw(self, rng: np.random.Generator) -> dict[str, float]:
         """Draw one deformation's parameters: rotation (deg), scale, tx, ty (px)."""
         return {

@@ -8,7 +8,7 @@ A matrix ``A`` (3, 3) maps SAR pixel coordinates to optical pixel coordinates.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -100,27 +100,41 @@ class Prediction:
         return cls(failed=reason, info=info)
 
     def validate(self, shape: tuple[int, int]) -> "Prediction":
-        """Return ``self`` if usable on a grid of ``shape``, else a failed prediction saying why."""
+        """This prediction with arrays in their documented dtypes if it is usable on a grid of
+        ``shape``, else a failed prediction saying why (every array shape-checked; a matrix whose
+        flow would not be finite on that grid fails)."""
         if self.failed:
             return self
         if self.flow is None and self.matrix is None:
             return Prediction.failure("method returned neither a flow nor a matrix")
+        out = replace(self)
         if self.flow is not None:
-            if self.flow.shape != (*shape, 2):
-                return Prediction.failure(f"flow has shape {self.flow.shape}, expected {(*shape, 2)}")
-            if not np.isfinite(self.flow).all():
+            out.flow = np.asarray(self.flow, dtype=np.float32)
+            if out.flow.shape != (*shape, 2):
+                return Prediction.failure(f"flow has shape {out.flow.shape}, expected {(*shape, 2)}")
+            if not np.isfinite(out.flow).all():
                 return Prediction.failure("flow contains NaN or inf")
         if self.matrix is not None:
-            if self.matrix.shape != (3, 3):
-                return Prediction.failure(f"matrix has shape {self.matrix.shape}, expected (3, 3)")
-            if not np.isfinite(self.matrix).all():
+            out.matrix = np.asarray(self.matrix, dtype=np.float64)
+            if out.matrix.shape != (3, 3):
+                return Prediction.failure(f"matrix has shape {out.matrix.shape}, expected (3, 3)")
+            if not np.isfinite(out.matrix).all():
                 return Prediction.failure("matrix contains NaN or inf")
+            if out.flow is None and (defect := geometry.matrix_defect(out.matrix, *shape)):
+                return Prediction.failure(defect)
+        if self.confidence is not None:
+            out.confidence = np.asarray(self.confidence, dtype=np.float32)
+            if out.confidence.shape != shape:
+                return Prediction.failure(f"confidence has shape {out.confidence.shape}, expected {shape}")
         if self.matches is not None:
-            if self.matches.ndim != 2 or self.matches.shape[1] != 4:
-                return Prediction.failure(f"matches have shape {self.matches.shape}, expected (N, 4)")
-            if self.inliers is not None and self.inliers.shape != (len(self.matches),):
-                return Prediction.failure(f"inliers have shape {self.inliers.shape}, expected ({len(self.matches)},)")
-        return self
+            out.matches = np.asarray(self.matches, dtype=np.float64)
+            if out.matches.ndim != 2 or out.matches.shape[1] != 4:
+                return Prediction.failure(f"matches have shape {out.matches.shape}, expected (N, 4)")
+            if self.inliers is not None:
+                out.inliers = np.asarray(self.inliers, dtype=bool)
+                if out.inliers.shape != (len(out.matches),):
+                    return Prediction.failure(f"inliers have shape {out.inliers.shape}, expected ({len(out.matches)},)")
+        return out
 
     def to_flow(self, height: int, width: int) -> np.ndarray:
         """(H, W, 2) dense flow, from ``flow`` or derived from ``matrix``."""

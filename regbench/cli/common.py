@@ -9,7 +9,6 @@ config), ``--json``. Only click and the standard library are imported here, so t
 from __future__ import annotations
 
 import json
-import math
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -96,22 +95,9 @@ def log(message: str, as_json: bool = False) -> None:
     click.echo(message, err=as_json)
 
 
-def jsonable(obj: Any) -> Any:
-    """``obj`` with non-finite floats as ``null`` and other objects as strings (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    if hasattr(obj, "item"):  # numpy scalars
-        return jsonable(obj.item())
-    return str(obj)
-
-
 def emit_json(obj: Any) -> None:
+    from ..store import jsonable
+
     click.echo(json.dumps(jsonable(obj), indent=1, allow_nan=False))
 
 

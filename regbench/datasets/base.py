@@ -51,8 +51,13 @@ class PairDataset:
 
     @property
     def fingerprint(self) -> str:
-        """A string that changes whenever the data this loader yields would change."""
+        """A string that changes whenever the data this loader yields would change (with its config)."""
         return self.name
+
+    def source(self, split: str, pair_id: str) -> str:
+        """A cheap identity of the stored inputs of one pair (e.g. file sizes and times): a cached
+        prediction is reused only for the same identity. Empty for generated data."""
+        return ""
 
 
 def user_config_path() -> Path:

@@ -283,8 +283,20 @@ class FilePairDataset(PairDataset):
 
     @property
     def fingerprint(self) -> str:
+        """Name, resolved root and committed manifests: another copy of the data is another cache."""
         sums = [f"{s}:{m.checksum[:16]}" for s in self.splits if (m := self.manifest(s)) is not None]
-        return f"{self.name}|size={getattr(self.config, 'size', None)}|{','.join(sums) or 'files-on-disk'}"
+        return f"{self.name}|root={self.root.resolve()}|{','.join(sums) or 'files-on-disk'}"
+
+    def source(self, split: str, pair_id: str) -> str:
+        """Size and modification time (ns) of the pair's two files."""
+        parts = []
+        for path in self.paths(split, pair_id):
+            try:
+                st = path.stat()
+            except OSError:
+                return "missing"
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+        return "|".join(parts)
 
     # ---------------------------------------------------------------- messages
     def orphan_message(self, split: str, scan: Scan) -> str:

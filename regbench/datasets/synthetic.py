@@ -429,8 +429,7 @@ class Synthetic(PairDataset):
             sar, opt = self.generate(split, pair_id)
             packed = np.concatenate([opt, sar[..., None]], axis=2)
             atomic_write(path, lambda f: np.save(f, packed))
-        data = packed / np.float32(255)
-        return np.ascontiguousarray(data[..., 3]), np.ascontiguousarray(data[..., :3])
+        return packed[..., 3] / np.float32(255), packed[..., :3] / np.float32(255)
 
 
 def _to_u8(img: np.ndarray) -> np.ndarray:

@@ -281,7 +281,8 @@ def run_cell(cell_dict: dict[str, Any], results_dir: str, shard: tuple[int, int]
     try:
         result = evaluate(cell.method, cell.dataset, cell.split, cell.protocol, device=cell.device, limit=cell.limit,
                           sets=cell.sets, dataset_sets=cell.dataset_sets, results_dir=results_dir, seed=cell.seed,
-                          log_mlflow=mlflow_parent is not None and not shard, parent_run_id=mlflow_parent, shard=shard)
+                          log_mlflow=mlflow_parent is not None and not shard, parent_run_id=mlflow_parent, shard=shard,
+                          train_dataset=cell.train_dataset)
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         _write_result(results_dir, cell, "failed", error=error, traceback=traceback.format_exc(limit=8))

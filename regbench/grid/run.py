@@ -12,6 +12,7 @@ import yaml
 
 from .. import config as cfg
 from .. import store, tracking
+from ..errors import ConfigError
 from .cells import Cell, Grid, Task, cell_dir, read_result, run_cell
 from .executors import LocalExecutor
 
@@ -75,7 +76,8 @@ def _log_child(result_path: Path, results_dir: str | Path, parent: str) -> None:
     result = json.loads(result_path.read_text())
     record = result["record"]
     run_dir = Path(result["run_dir"])
-    artifacts = [result_path.parent / "per_pair.csv", run_dir / "config.json", *sorted((run_dir / "figures").glob("*.png"))]
+    artifacts = [result_path.parent / "per_pair.csv", run_dir / "record.json", run_dir.parent / "config.json",
+                 *sorted((run_dir.parent / "figures").glob("*.png"))]
     run_id = tracking.log_run(record, [a for a in artifacts if a.exists()], results_dir, parent_run_id=parent,
                               extra_tags={"regbench.cell_id": result["cell_id"]})
     result["mlflow_run_id"] = run_id
@@ -100,7 +102,8 @@ def _merge_shards(cell: Cell, shard_outcomes: list[dict[str, Any]], results_dir:
 
 def run_grid(grid: Grid, results_dir: str | Path = "results", executor: Any = None, retry_failed: bool = False,
              log_mlflow: bool = True, worker_mlflow: bool = False, dry_run: bool = False,
-             echo: Callable[[str], Any] = print, progress: Callable[[int, int], Any] | None = None) -> GridReport:
+             echo: Callable[[str], Any] = print, progress: Callable[[int, int], Any] | None = None,
+             mlflow_later: bool = False) -> GridReport:
     """Run every cell of ``grid`` that has no stored result yet.
 
     Args:
@@ -110,12 +113,16 @@ def run_grid(grid: Grid, results_dir: str | Path = "results", executor: Any = No
         worker_mlflow: workers log their own runs (only sensible with a tracking server).
         dry_run: report what would run; run nothing.
         progress: called with (cells finished, cells to run) as cells end.
+        mlflow_later: an unreachable tracking store does not stop the grid; the cells are logged
+            by the next run of the grid once the store answers.
     """
 
     results_dir = Path(results_dir).resolve()
     if worker_mlflow and not tracking.tracking_uri(results_dir).startswith(("http://", "https://")):
-        raise ValueError("worker_mlflow needs a tracking server (MLFLOW_TRACKING_URI=http://…): a SQLite store is "
-                         "written by the orchestrating process only")
+        raise ConfigError("worker_mlflow needs a tracking server (MLFLOW_TRACKING_URI=http://…): a SQLite store is "
+                          "written by the orchestrating process only")
+    if log_mlflow and not dry_run and not tracking.check_store(results_dir, allow_unreachable=mlflow_later):
+        log_mlflow = False  # results stay on disk; a later run of the grid logs every unlogged cell
     report = GridReport(grid.name, len(grid.cells))
     todo: list[Cell] = []
     unlogged: list[Path] = []
