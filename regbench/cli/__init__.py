@@ -1,7 +1,7 @@
 """The ``regbench`` command: the click group; each verb lives in its own module and is a thin layer
 over one library call (parse options, call, print).
 
-``run`` (run, demo) · ``train`` · ``grid`` (grid, leaderboard) · ``data`` (data verify | info |
+``run`` (run, demo, log) · ``train`` · ``grid`` (grid, leaderboard) · ``data`` (data verify | info |
 manifest) · ``bench`` (bench harness | data | cfog | soma | startup) · ``catalog`` (list, config).
 A :class:`~regbench.errors.RegbenchError` is shown as ``Error: <message>`` with exit status 1.
 """
@@ -17,7 +17,7 @@ from .bench import bench
 from .catalog import config_cmd, list_cmd
 from .data import data
 from .grid import grid_cmd, leaderboard_cmd
-from .run import demo, run
+from .run import demo, log_cmd, run
 from .train import train
 
 
@@ -40,5 +40,5 @@ def main(verbose: bool) -> None:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
-for command in (run, demo, train, grid_cmd, leaderboard_cmd, data, bench, list_cmd, config_cmd):
+for command in (run, demo, log_cmd, train, grid_cmd, leaderboard_cmd, data, bench, list_cmd, config_cmd):
     main.add_command(command)

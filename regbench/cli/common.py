@@ -67,6 +67,9 @@ set_option = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="method config override (repeatable; dotted keys for nested groups)")
 data_set_option = click.option("--data-set", "data_sets", multiple=True, metavar="KEY=VALUE",
                           help="dataset config override (repeatable)")
+mlflow_later_option = click.option(
+    "--mlflow-later", is_flag=True,
+    help="if the MLflow store is unreachable, compute anyway and keep results on disk for `regbench log`")
 json_option = click.option("--json", "as_json", is_flag=True,
                       help="print one JSON document on stdout (logs and progress go to stderr)")
 

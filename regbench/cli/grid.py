@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from .common import (data_set_option, device_option, emit_json, json_option, limit_option, log, parse_sets,
-                     progress, results_option, set_option, table)
+from .common import (data_set_option, device_option, emit_json, json_option, limit_option, log, mlflow_later_option,
+                     parse_sets, progress, results_option, set_option, table)
 
 GRID_COLUMNS = ["label", "dataset", "protocol", "seed", "status", "cmr_1px", "cmr_3px", "cmr_5px", "r_avg",
                 "runtime_ms_median"]
@@ -27,15 +27,17 @@ GRID_COLUMNS = ["label", "dataset", "protocol", "seed", "status", "cmr_1px", "cm
 @device_option
 @click.option("--retry-failed", is_flag=True, help="run again the cells whose earlier run failed")
 @click.option("--no-mlflow", is_flag=True, help="write the result records only")
+@mlflow_later_option
 @click.option("--worker-mlflow", is_flag=True, help="workers log their own runs (with a tracking server only)")
 @click.option("--address", default=None, help="ray: address of the cluster to join (e.g. auto, ray://head:10001)")
 @click.option("--profile", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML of executor options (e.g. partition, gpus_per_task, timeout_min)")
 @click.option("--opt", "opts", multiple=True, metavar="KEY=VALUE", help="executor option (repeatable)")
-@click.option("--strict", is_flag=True, help="exit 1 when any cell failed (default: only when a worker crashed)")
+@click.option("--strict", is_flag=True,
+              help="exit 1 when any cell failed (default: only when a worker crashed or a cell is invalid)")
 @json_option
 def grid_cmd(grid_file, executor, max_parallel, dry_run, results, limit, methods, sets, data_sets, seeds, device,
-             retry_failed, no_mlflow, worker_mlflow, address, profile, opts, strict, as_json) -> None:
+             retry_failed, no_mlflow, mlflow_later, worker_mlflow, address, profile, opts, strict, as_json) -> None:
     """Run a grid of cells (methods × datasets × protocols × seeds), skipping finished ones.
 
     Overrides given here (--limit, --set, --data-set, --seed, --device) apply to every cell.
@@ -52,7 +54,7 @@ def grid_cmd(grid_file, executor, max_parallel, dry_run, results, limit, methods
     with progress(f"grid {grid.name}", unit="cell") as update:
         report = run_grid(grid, results, executor=get_executor(executor, **options), retry_failed=retry_failed,
                           log_mlflow=not no_mlflow, worker_mlflow=worker_mlflow, dry_run=dry_run,
-                          echo=lambda m: log(m, as_json), progress=update)
+                          echo=lambda m: log(m, as_json), progress=update, mlflow_later=mlflow_later)
     rows = summary_rows(grid, results)
     if as_json:
         emit_json(report.to_dict() | {"cells": rows})
@@ -60,7 +62,7 @@ def grid_cmd(grid_file, executor, max_parallel, dry_run, results, limit, methods
         log(report.format())
         if not dry_run:
             log(table(rows, GRID_COLUMNS))
-    if not report.complete or (strict and (report.failed or report.earlier_failed or report.invalid)):
+    if not report.complete or report.invalid or (strict and (report.failed or report.earlier_failed)):
         sys.exit(1)
 
 
